@@ -1,0 +1,43 @@
+"""The slicing engine: tiles, model adapters, per-tile prediction and merging.
+
+Depends on numpy, OpenCV and (lazily) torch and the model libraries; never on
+FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``).
+
+Example::
+
+    from sliced_inference.slicer import load_model, predict_sliced
+
+    model = load_model("models/small-objects-det.pt")
+    preds = predict_sliced("large.jpg", model, slice_wh=640, overlap=0.2)
+    print(len(preds), preds.labels[:5])
+"""
+
+from .errors import ConfigError, ImageError, ModelLoadError, SlicerError
+from .images import load_image, to_rgb
+from .merge import MergeConfig, merge_detections
+from .models import CallableModel, TileModel, load_model, select_device
+from .predictions import FULL_IMAGE, Predictions
+from .sliced import SliceOptions, predict_full_image, predict_sliced
+from .tiles import overlap_pixels, tile_boxes
+
+__all__ = [
+    "FULL_IMAGE",
+    "CallableModel",
+    "ConfigError",
+    "ImageError",
+    "MergeConfig",
+    "ModelLoadError",
+    "Predictions",
+    "SliceOptions",
+    "SlicerError",
+    "TileModel",
+    "load_image",
+    "load_model",
+    "merge_detections",
+    "overlap_pixels",
+    "predict_full_image",
+    "predict_sliced",
+    "select_device",
+    "tile_boxes",
+    "to_rgb",
+]

@@ -1,0 +1,106 @@
+"""Model adapters: everything the engine can slice with, behind one ``TileModel`` protocol.
+
+``load_model`` is the one entry point; the model libraries are imported only
+when a model of theirs is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelLoadError
+from .base import TileModel, input_scale, select_device
+from .callable import CallableModel, to_predictions
+
+__all__ = [
+    "CallableModel",
+    "TileModel",
+    "input_scale",
+    "load_model",
+    "select_device",
+    "to_predictions",
+]
+
+
+def load_model(
+    model: Any,
+    *,
+    device: str | None = None,
+    half: bool = False,
+    trust_remote_code: bool = False,
+    token: str | None = None,
+) -> TileModel:
+    """Turns what the user has into a ``TileModel``.
+
+    Args:
+        model: any of
+            - a ``TileModel`` (returned as is);
+            - an Ultralytics ``.pt``/``.yaml``/... path or a ``YOLO`` object
+              (loading a ``.pt`` unpickles it: only load weights you trust);
+            - a Transformers local directory or hub id, a ``(model, processor)``
+              pair;
+            - a callable ``tile -> detections`` (see ``CallableModel``).
+        device: torch device; ``None`` picks cuda, mps or cpu.
+        half: float16 inference (GPU only).
+        trust_remote_code: let Transformers run a repository's own code (off
+            unless you turn it on).
+        token: Hugging Face token for private hub models (else ``HF_TOKEN``).
+
+    Example::
+
+        >>> model = load_model("models/small-objects-det.pt", device="cpu")
+        >>> sorted(model.class_names)[:1]
+        [0]
+    """
+    if isinstance(model, TileModel):
+        return model
+    if isinstance(model, (str, Path)):
+        return _load_path(model, device, half, trust_remote_code, token)
+    if _is_yolo(model):
+        from .ultralytics import UltralyticsModel
+
+        return UltralyticsModel(model, device=device, half=half)
+    if isinstance(model, tuple) and len(model) == 2:
+        from .transformers import TransformersModel
+
+        return TransformersModel(model[0], model[1], device=device, half=half)
+    if callable(model) and not hasattr(model, "config"):
+        return CallableModel(model)
+    raise ModelLoadError(
+        f"cannot use a {type(model).__name__} as a model: pass a path, a YOLO object, "
+        "a (transformers model, processor) pair or a callable tile -> detections"
+    )
+
+
+def _load_path(
+    spec: str | Path, device: str | None, half: bool, trust_remote_code: bool, token: str | None
+) -> TileModel:
+    from .ultralytics import ULTRALYTICS_SUFFIXES
+
+    path = Path(spec)
+    if not str(spec).strip():
+        raise ModelLoadError("no model given (empty path)")
+    if path.suffix.lower() in ULTRALYTICS_SUFFIXES:
+        from .ultralytics import UltralyticsModel, load_yolo
+
+        return UltralyticsModel(load_yolo(path), device=device, half=half)
+    if path.is_dir() or (not path.exists() and str(spec).count("/") == 1):
+        from .transformers import TransformersModel, load_transformers
+
+        net, processor = load_transformers(spec, trust_remote_code=trust_remote_code, token=token)
+        return TransformersModel(net, processor, device=device, half=half)
+    if path.exists():
+        raise ModelLoadError(
+            f"{path} is not a model this plugin knows: use an Ultralytics file "
+            f"({', '.join(ULTRALYTICS_SUFFIXES)}) or a Transformers model directory"
+        )
+    raise ModelLoadError(
+        f"model not found: {spec!r} is neither a local file or directory nor a "
+        "Hugging Face hub id (org/name)"
+    )
+
+
+def _is_yolo(model: Any) -> bool:
+    """Duck-typed ``ultralytics.YOLO`` check that does not import ultralytics."""
+    return type(model).__module__.startswith("ultralytics") and hasattr(model, "task")

@@ -1,0 +1,69 @@
+"""The protocol every model adapter implements, and device choice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..predictions import Predictions
+
+
+@runtime_checkable
+class TileModel(Protocol):
+    """A detector that predicts on a batch of same-shaped tiles.
+
+    Tiles are ``HxWx3`` uint8 arrays in **RGB** order (the engine converts every
+    image to RGB once, when it is loaded). Each returned ``Predictions`` is in
+    that tile's pixel coordinates; the engine shifts it into the image.
+    """
+
+    #: class id -> label
+    class_names: dict[int, str]
+
+    def predict_tiles(
+        self,
+        tiles: Sequence[np.ndarray],
+        *,
+        imgsz: int | None = None,
+        confidence: float = 0.25,
+    ) -> list[Predictions]:
+        """Predicts on each tile; ``imgsz`` overrides the model's input size."""
+        ...
+
+
+def select_device(device: str | None = None) -> str:
+    """The torch device to run on: ``device`` if given, else cuda, mps or cpu.
+
+    Example::
+
+        >>> select_device("cpu")
+        'cpu'
+    """
+    import torch
+
+    if device:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but CUDA is not available")
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def input_scale(tile_hw: tuple[int, int], imgsz: int | None) -> float:
+    """Scale from tile pixels to model input pixels (1 when the tile runs as is).
+
+    ``imgsz`` is the model input's longer side; ``None`` runs each tile at its
+    own resolution, which keeps small objects as large as they are.
+    """
+    if imgsz is None:
+        return 1.0
+    if imgsz <= 0:
+        raise ConfigError(f"imgsz must be positive, got {imgsz}")
+    return imgsz / max(tile_hw)

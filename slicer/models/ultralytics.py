@@ -1,0 +1,281 @@
+"""Ultralytics YOLO detection and segmentation behind the ``TileModel`` protocol.
+
+Standard YOLO detect/segment networks run through our own batch pipeline
+(stack same-shaped tiles, pad to the stride, one forward, Ultralytics' NMS,
+masks decoded only inside each box): no per-image letterboxing, no
+``Results`` objects, and a tile's detections never depend on its batch.
+Other Ultralytics models (RT-DETR, ...) go through ``YOLO.predict``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import ModelLoadError
+from ..predictions import Predictions
+from .base import input_scale, select_device
+
+#: Suffixes Ultralytics loads (weights, architectures, exported models).
+ULTRALYTICS_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".torchscript", ".engine")
+
+_PAD_VALUE = 114  # Ultralytics' letterbox grey, so padded borders look familiar to the model
+
+
+def load_yolo(path: str | Path) -> Any:
+    """Loads ``ultralytics.YOLO`` from a local file, with errors that say what went wrong.
+
+    Loading a ``.pt`` file unpickles it: only load weights you trust.
+    """
+    from ultralytics import YOLO
+
+    path = Path(path)
+    local = path.exists()
+    if not local and path.parent != Path("."):
+        raise ModelLoadError(f"model file not found: {path}")
+    try:
+        return YOLO(str(path))
+    except Exception as error:
+        if not local:
+            raise ModelLoadError(
+                f"could not load {str(path)!r}: it is not a local file, and Ultralytics "
+                f"could not download it (no network here?): {error}"
+            ) from error
+        raise ModelLoadError(f"{path} is not an Ultralytics model: {error}") from error
+
+
+class UltralyticsModel:
+    """A YOLO model as a ``TileModel``.
+
+    Args:
+        yolo: an ``ultralytics.YOLO`` object.
+        device: torch device; ``None`` picks cuda, mps or cpu.
+        half: run in float16 (GPU only).
+        iou: IoU of the model's own per-tile NMS.
+        max_det: most detections per tile.
+
+    Example::
+
+        >>> from ultralytics import YOLO
+        >>> model = UltralyticsModel(YOLO("yolov8n.yaml"), device="cpu")
+        >>> preds = model.predict_tiles([np.zeros((64, 64, 3), np.uint8)])
+        >>> len(preds)
+        1
+    """
+
+    def __init__(
+        self,
+        yolo: Any,
+        *,
+        device: str | None = None,
+        half: bool = False,
+        iou: float = 0.7,
+        max_det: int = 300,
+    ) -> None:
+        if yolo.task not in ("detect", "segment"):
+            raise ModelLoadError(
+                f"Ultralytics task {yolo.task!r} is not supported; use a detect or segment model"
+            )
+        self.yolo = yolo
+        self.device = select_device(device)
+        self.half = half and self.device.startswith("cuda")
+        self.iou = iou
+        self.max_det = max_det
+        self.segments = yolo.task == "segment"
+        self.class_names = {int(k): str(v) for k, v in yolo.names.items()}
+        self.default_imgsz = _trained_imgsz(yolo)
+        self._net = self._prepare_network()
+
+    def _prepare_network(self) -> Any | None:
+        """The fused torch network for the fast path, or None to use ``YOLO.predict``."""
+        from ultralytics.nn.tasks import DetectionModel, SegmentationModel
+
+        net = self.yolo.model
+        if type(net) not in (DetectionModel, SegmentationModel):
+            return None
+        net = net.fuse(verbose=False) if hasattr(net, "fuse") else net
+        net = net.to(self.device).eval()
+        return net.half() if self.half else net.float()
+
+    def predict_tiles(
+        self,
+        tiles: Sequence[np.ndarray],
+        *,
+        imgsz: int | None = None,
+        confidence: float = 0.25,
+    ) -> list[Predictions]:
+        """Predicts on same-shaped RGB tiles; see ``TileModel``."""
+        if not len(tiles):
+            return []
+        if self._net is None:
+            return self._predict_with_ultralytics(tiles, imgsz, confidence)
+        import torch
+
+        from ultralytics.utils.nms import non_max_suppression
+
+        tile_h, tile_w = tiles[0].shape[:2]
+        scale = input_scale((tile_h, tile_w), imgsz)
+        batch = _stack_resized(tiles, scale)
+        x = self._to_input(batch)
+        with torch.inference_mode():
+            output = self._net(x)
+        if self.segments:
+            # Mirrors SegmentationPredictor: protos sit in a nested tuple for
+            # PyTorch models and beside the boxes otherwise.
+            protos = output[0][1] if isinstance(output[0], tuple) else output[1]
+            output = output[0]
+        detections = non_max_suppression(
+            output,
+            confidence,
+            self.iou,
+            max_det=self.max_det,
+            nc=len(self.class_names) if self.segments else 0,
+            end2end=bool(getattr(self._net, "end2end", False)),
+        )
+        results = []
+        for i, det in enumerate(detections):
+            det = det.float().cpu().numpy()
+            proto = protos[i].float().cpu().numpy() if self.segments else None
+            results.append(self._to_predictions(det, proto, scale, (tile_h, tile_w), x.shape[2:]))
+        return results
+
+    def _to_input(self, batch: np.ndarray) -> Any:
+        """uint8 NHWC batch -> normalised NCHW tensor padded to the network stride."""
+        import torch
+        import torch.nn.functional as F
+
+        stride = int(max(self._net.stride))
+        h, w = batch.shape[1:3]
+        pad_h, pad_w = math.ceil(h / stride) * stride - h, math.ceil(w / stride) * stride - w
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
+        if pad_h or pad_w:
+            # Bottom/right padding keeps tile coordinates unchanged.
+            x = F.pad(x, (0, pad_w, 0, pad_h), value=_PAD_VALUE)
+        x = x.half() if self.half else x.float()
+        return x.div_(255.0).contiguous()
+
+    def _to_predictions(
+        self,
+        det: np.ndarray,
+        proto: np.ndarray | None,
+        scale: float,
+        tile_hw: tuple[int, int],
+        input_hw: tuple[int, int],
+    ) -> Predictions:
+        tile_h, tile_w = tile_hw
+        boxes = det[:, :4] / scale
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, tile_w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, tile_h)
+        # Detections that lie wholly in the stride padding have no area left.
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        det, boxes = det[keep], boxes[keep]
+        preds = Predictions(boxes, det[:, 4], det[:, 5].astype(np.int64), self.class_names)
+        if proto is None:
+            return preds
+        masks, mask_boxes = decode_masks(det[:, 6:], proto, boxes, scale, input_hw, tile_hw)
+        nonempty = np.array([m.any() for m in masks], dtype=bool)
+        preds.masks, preds.mask_boxes = masks, mask_boxes.reshape(-1, 4)
+        return preds.select(nonempty)
+
+    def _predict_with_ultralytics(
+        self, tiles: Sequence[np.ndarray], imgsz: int | None, confidence: float
+    ) -> list[Predictions]:
+        """Fallback for networks our pipeline does not know (boxes only)."""
+        tile_h, tile_w = tiles[0].shape[:2]
+        results = self.yolo.predict(
+            [np.ascontiguousarray(t[..., ::-1]) for t in tiles],  # YOLO.predict wants BGR
+            imgsz=imgsz or max(tile_h, tile_w),
+            conf=confidence,
+            iou=self.iou,
+            max_det=self.max_det,
+            device=self.device,
+            half=self.half,
+            verbose=False,
+        )
+        return [
+            Predictions(
+                r.boxes.xyxy.cpu().numpy(),
+                r.boxes.conf.cpu().numpy(),
+                r.boxes.cls.cpu().numpy().astype(np.int64),
+                self.class_names,
+            )
+            for r in results
+        ]
+
+
+def decode_masks(
+    coefficients: np.ndarray,
+    proto: np.ndarray,
+    boxes: np.ndarray,
+    scale: float,
+    input_hw: tuple[int, int],
+    tile_hw: tuple[int, int],
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Instance masks of YOLO-seg detections, decoded only inside each box.
+
+    Samples ``coefficients @ proto`` bilinearly at the tile pixels of each
+    box (as Ultralytics' upsampling does at input resolution), so a mask costs
+    its box's area, never the tile's or the image's.
+
+    Returns:
+        one bool mask per detection and the int ``xyxy`` tile-pixel box it covers.
+    """
+    n_coef, proto_h, proto_w = proto.shape
+    logits = coefficients @ proto.reshape(n_coef, -1)
+    logits = logits.reshape(-1, proto_h, proto_w)
+    tile_h, tile_w = tile_hw
+    # tile pixel -> proto pixel: (u + 0.5) * step - 0.5 (half-pixel centres)
+    step_x = scale * proto_w / input_hw[1]
+    step_y = scale * proto_h / input_hw[0]
+    mask_boxes = np.stack(
+        [
+            np.floor(boxes[:, 0]),
+            np.floor(boxes[:, 1]),
+            np.ceil(boxes[:, 2]),
+            np.ceil(boxes[:, 3]),
+        ],
+        axis=1,
+    ).astype(np.int32)
+    mask_boxes[:, [0, 2]] = mask_boxes[:, [0, 2]].clip(0, tile_w)
+    mask_boxes[:, [1, 3]] = mask_boxes[:, [1, 3]].clip(0, tile_h)
+    masks = []
+    for logit, (x0, y0, x1, y1), box in zip(logits, mask_boxes, boxes, strict=True):
+        affine = np.array(
+            [[step_x, 0, (x0 + 0.5) * step_x - 0.5], [0, step_y, (y0 + 0.5) * step_y - 0.5]],
+            dtype=np.float64,
+        )
+        sampled = cv2.warpAffine(
+            logit,
+            affine,
+            (int(x1 - x0), int(y1 - y0)),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        mask = sampled > 0
+        # Like Ultralytics' crop_mask: pixels whose index falls outside the float box are off.
+        cols = np.arange(x0, x1)
+        rows = np.arange(y0, y1)
+        mask &= ((rows >= box[1]) & (rows < box[3]))[:, None]
+        mask &= ((cols >= box[0]) & (cols < box[2]))[None, :]
+        masks.append(mask)
+    return masks, mask_boxes
+
+
+def _stack_resized(tiles: Sequence[np.ndarray], scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return np.stack(tiles)
+    h, w = tiles[0].shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(t, size, interpolation=interpolation) for t in tiles])
+
+
+def _trained_imgsz(yolo: Any) -> int:
+    """The input size the checkpoint was trained at (Ultralytics' predict default)."""
+    imgsz = yolo.overrides.get("imgsz") or 640
+    return int(max(imgsz) if isinstance(imgsz, (list, tuple)) else imgsz)

@@ -1,0 +1,82 @@
+"""Test session set-up: a database of its own, offline model hubs, the plugin on the plugins path.
+
+The environment is set at import time, before anything imports FiftyOne, because
+FiftyOne reads it once on import.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="sliced-inference-tests-"))
+
+os.environ["FIFTYONE_DATABASE_NAME"] = f"sliced_inference_test_{uuid.uuid4().hex[:10]}"
+os.environ["FIFTYONE_DATABASE_DIR"] = str(_SESSION_DIR / "db")
+os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
+os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["YOLO_OFFLINE"] = "1"
+
+# The plugin is found the way users install it: a link in the plugins dir.
+_PLUGINS_DIR = _SESSION_DIR / "plugins"
+_PLUGINS_DIR.mkdir()
+(_PLUGINS_DIR / "sliced-inference").symlink_to(REPO_ROOT, target_is_directory=True)
+os.environ["FIFTYONE_PLUGINS_DIR"] = str(_PLUGINS_DIR)
+
+DET_MODEL = REPO_ROOT / "models" / "small-objects-det.pt"
+SEG_MODEL = REPO_ROOT / "models" / "small-objects-seg.pt"
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    """A temporary directory shared by the whole test session."""
+    return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def det_model_path() -> Path:
+    """The bundled small-object detection model."""
+    assert DET_MODEL.is_file(), f"bundled model missing: {DET_MODEL}"
+    return DET_MODEL
+
+
+@pytest.fixture(scope="session")
+def seg_model_path() -> Path:
+    """The bundled small-object segmentation model."""
+    assert SEG_MODEL.is_file(), f"bundled model missing: {SEG_MODEL}"
+    return SEG_MODEL
+
+
+@pytest.fixture(scope="session")
+def tiny_detr_dir(session_dir: Path) -> Path:
+    """A real (randomly initialised) DETR detector saved with ``save_pretrained``."""
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor
+
+    path = session_dir / "tiny-detr"
+    if not path.exists():
+        config = DetrConfig(
+            use_timm_backbone=False,
+            use_pretrained_backbone=False,
+            backbone_config={"model_type": "resnet", "hidden_sizes": [8, 8, 16, 16], "embedding_size": 8, "depths": [1, 1, 1, 1], "out_features": ["stage4"]},
+            d_model=16,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            num_queries=20,
+            id2label={0: "car", 1: "truck"},
+            label2id={"car": 0, "truck": 1},
+        )
+        DetrForObjectDetection(config).save_pretrained(path)
+        DetrImageProcessor(size={"shortest_edge": 128, "longest_edge": 128}).save_pretrained(path)
+    return path
