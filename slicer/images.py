@@ -71,7 +71,9 @@ def to_rgb(image: np.ndarray, channels: str = "rgb") -> np.ndarray:
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     elif array.ndim != 3 or array.shape[2] not in (3, 4):
-        raise ImageError(f"expected an HxW or HxWxC image with C in 1, 3, 4; got shape {array.shape}")
+        raise ImageError(
+            f"expected an HxW or HxWxC image with C in 1, 3, 4; got shape {array.shape}"
+        )
     array = array[..., :3]
     if channels == "bgr":
         array = array[..., ::-1]
@@ -82,7 +84,9 @@ def check_size(image: np.ndarray, name: str) -> np.ndarray:
     """Returns ``image`` if both sides are at least ``MIN_SIDE``, else raises ``ImageError``."""
     height, width = image.shape[:2]
     if min(height, width) < MIN_SIDE:
-        raise ImageError(f"{name} is {width}x{height} px: too small to run a detector on")
+        raise ImageError(
+            f"{name} is {width}x{height} px: too small to run a detector on"
+        )
     return image
 
 
@@ -102,7 +106,9 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
             return array.astype(np.uint8)
         peak = int(array.max()) if array.size else 0
         bits = 16 if peak <= 0xFFFF else int(peak).bit_length()
-        return (np.clip(array, 0, None).astype(np.uint64) >> (bits - 8)).astype(np.uint8)
+        return (np.clip(array, 0, None).astype(np.uint64) >> (bits - 8)).astype(
+            np.uint8
+        )
     raise ImageError(f"unsupported image dtype {array.dtype}")
 
 

@@ -14,7 +14,14 @@ from .images import load_image, to_rgb
 from .merge import MergeConfig, merge_detections
 from .models import TileModel, load_model
 from .predictions import FULL_IMAGE, Predictions
-from .tiles import Overlap, SliceWH, interior_edges, normalize_slice_wh, overlap_pixels, tile_boxes
+from .tiles import (
+    Overlap,
+    SliceWH,
+    interior_edges,
+    normalize_slice_wh,
+    overlap_pixels,
+    tile_boxes,
+)
 
 #: A detection within this many pixels of an interior tile edge counts as cut by it.
 EDGE_MARGIN = 2.0
@@ -68,8 +75,12 @@ class SliceOptions:
         check_common_options(self.confidence, self.batch_size, self.max_detections)
         for name in ("imgsz", "full_image_imgsz"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, (int, np.integer)) or value <= 0):
-                raise ConfigError(f"{name} must be a positive int or None, got {value!r}")
+            if value is not None and (
+                not isinstance(value, (int, np.integer)) or value <= 0
+            ):
+                raise ConfigError(
+                    f"{name} must be a positive int or None, got {value!r}"
+                )
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(self.classes))
 
@@ -78,14 +89,18 @@ class SliceOptions:
         return asdict(self)
 
 
-def check_common_options(confidence: float, batch_size: int, max_detections: int | None) -> None:
+def check_common_options(
+    confidence: float, batch_size: int, max_detections: int | None
+) -> None:
     """Validates the options sliced and full-image runs share."""
     if not isinstance(confidence, (int, float)) or not 0.0 <= confidence <= 1.0:
         raise ConfigError(f"confidence must be in [0, 1], got {confidence!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
     if max_detections is not None and max_detections < 1:
-        raise ConfigError(f"max_detections must be positive or None, got {max_detections!r}")
+        raise ConfigError(
+            f"max_detections must be positive or None, got {max_detections!r}"
+        )
 
 
 def predict_sliced(
@@ -118,10 +133,14 @@ def predict_sliced(
     tiles = tile_boxes((width, height), options.slice_wh, options.overlap)
     parts = list(_predict_tiles(rgb, tiles, model, options))
     if options.full_image_pass:
-        parts.append(_predict_whole(rgb, model, options.full_image_imgsz, options.confidence))
+        parts.append(
+            _predict_whole(rgb, model, options.full_image_imgsz, options.confidence)
+        )
     preds = Predictions.concatenate(parts, model.class_names)
     preds = keep_classes(preds, options.classes)
-    merged = merge_detections(preds, tiles, (width, height), options.merge, options.slice_wh)
+    merged = merge_detections(
+        preds, tiles, (width, height), options.merge, options.slice_wh
+    )
     return _best(merged, options.max_detections)
 
 
@@ -145,12 +164,17 @@ def predict_full_image(
     return _best(keep_classes(preds, classes).sorted_by_score(), max_detections)
 
 
-def keep_classes(preds: Predictions, classes: Sequence[str | int] | None) -> Predictions:
+def keep_classes(
+    preds: Predictions, classes: Sequence[str | int] | None
+) -> Predictions:
     """Only the detections whose label or class id is in ``classes`` (all if None)."""
     if classes is None:
         return preds
     wanted = {str(c) for c in classes}
-    keep = [str(label) in wanted or str(int(cid)) in wanted for label, cid in zip(preds.labels, preds.class_ids)]
+    keep = [
+        str(label) in wanted or str(int(cid)) in wanted
+        for label, cid in zip(preds.labels, preds.class_ids, strict=False)
+    ]
     return preds.select(np.array(keep, dtype=bool))
 
 
@@ -163,13 +187,20 @@ def iter_tile_batches(
         yield index, [image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles[index]]
 
 
-def mark_truncated(preds: Predictions, tile: np.ndarray, interior: np.ndarray) -> np.ndarray:
+def mark_truncated(
+    preds: Predictions, tile: np.ndarray, interior: np.ndarray
+) -> np.ndarray:
     """Which detections (in tile pixels) touch one of the tile's interior sides."""
     x0, y0, x1, y1 = tile
     w, h = x1 - x0, y1 - y0
     b = preds.boxes
     near = np.stack(
-        [b[:, 0] <= EDGE_MARGIN, b[:, 1] <= EDGE_MARGIN, b[:, 2] >= w - EDGE_MARGIN, b[:, 3] >= h - EDGE_MARGIN],
+        [
+            b[:, 0] <= EDGE_MARGIN,
+            b[:, 1] <= EDGE_MARGIN,
+            b[:, 2] >= w - EDGE_MARGIN,
+            b[:, 3] >= h - EDGE_MARGIN,
+        ],
         axis=1,
     )
     return (near & interior[None, :]).any(axis=1)
@@ -181,14 +212,18 @@ def _predict_tiles(
     height, width = image.shape[:2]
     interior = interior_edges(tiles, (width, height))
     for index, crops in iter_tile_batches(image, tiles, options.batch_size):
-        outputs = model.predict_tiles(crops, imgsz=options.imgsz, confidence=options.confidence)
+        outputs = model.predict_tiles(
+            crops, imgsz=options.imgsz, confidence=options.confidence
+        )
         for t, preds in zip(index, outputs, strict=True):
             preds.tile_index = np.full(len(preds), t, dtype=np.int32)
             preds.truncated = mark_truncated(preds, tiles[t], interior[t])
             yield preds.shifted(int(tiles[t, 0]), int(tiles[t, 1]))
 
 
-def _predict_whole(image: np.ndarray, model: TileModel, imgsz: int | None, confidence: float) -> Predictions:
+def _predict_whole(
+    image: np.ndarray, model: TileModel, imgsz: int | None, confidence: float
+) -> Predictions:
     imgsz = imgsz or getattr(model, "default_imgsz", None)
     (preds,) = model.predict_tiles([image], imgsz=imgsz, confidence=confidence)
     preds.tile_index = np.full(len(preds), FULL_IMAGE, dtype=np.int32)

@@ -20,7 +20,9 @@ def normalize_slice_wh(slice_wh: SliceWH) -> tuple[int, int]:
     elif isinstance(slice_wh, Sequence) and len(slice_wh) == 2:
         pair = (int(slice_wh[0]), int(slice_wh[1]))
     else:
-        raise ConfigError(f"slice_wh must be an int or a (width, height) pair, got {slice_wh!r}")
+        raise ConfigError(
+            f"slice_wh must be an int or a (width, height) pair, got {slice_wh!r}"
+        )
     if min(pair) <= 0:
         raise ConfigError(f"slice size must be positive, got {pair[0]}x{pair[1]}")
     return pair

@@ -65,7 +65,13 @@ def tiny_detr_dir(session_dir: Path) -> Path:
         config = DetrConfig(
             use_timm_backbone=False,
             use_pretrained_backbone=False,
-            backbone_config={"model_type": "resnet", "hidden_sizes": [8, 8, 16, 16], "embedding_size": 8, "depths": [1, 1, 1, 1], "out_features": ["stage4"]},
+            backbone_config={
+                "model_type": "resnet",
+                "hidden_sizes": [8, 8, 16, 16],
+                "embedding_size": 8,
+                "depths": [1, 1, 1, 1],
+                "out_features": ["stage4"],
+            },
             d_model=16,
             encoder_layers=1,
             decoder_layers=1,
@@ -78,5 +84,7 @@ def tiny_detr_dir(session_dir: Path) -> Path:
             label2id={"car": 0, "truck": 1},
         )
         DetrForObjectDetection(config).save_pretrained(path)
-        DetrImageProcessor(size={"shortest_edge": 128, "longest_edge": 128}).save_pretrained(path)
+        DetrImageProcessor(
+            size={"shortest_edge": 128, "longest_edge": 128}
+        ).save_pretrained(path)
     return path

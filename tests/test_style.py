@@ -10,7 +10,10 @@ from conftest import REPO_ROOT
 
 def _ruff(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", *args], cwd=REPO_ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "ruff", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
     )
 
 

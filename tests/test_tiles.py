@@ -10,12 +10,24 @@ import pytest
 from sliced_inference.slicer import ConfigError, tile_boxes
 from sliced_inference.slicer.tiles import overlap_pixels
 
-IMAGE_SIZES = [(1, 1), (37, 2000), (500, 300), (640, 640), (641, 640), (1000, 1000), (1920, 1080), (4000, 3000), (8000, 600)]
+IMAGE_SIZES = [
+    (1, 1),
+    (37, 2000),
+    (500, 300),
+    (640, 640),
+    (641, 640),
+    (1000, 1000),
+    (1920, 1080),
+    (4000, 3000),
+    (8000, 600),
+]
 SLICES = [256, 512, (640, 480), 1024]
 OVERLAPS = [0.0, 0.1, 0.2, 0.5, 0.9, 64, (0.3, 0.1)]
 
 
-def _sahi_count(width: int, height: int, slice_wh: tuple[int, int], ratio: tuple[float, float]) -> int:
+def _sahi_count(
+    width: int, height: int, slice_wh: tuple[int, int], ratio: tuple[float, float]
+) -> int:
     from sahi.slicing import get_slice_bboxes
 
     return len(
@@ -30,18 +42,29 @@ def _sahi_count(width: int, height: int, slice_wh: tuple[int, int], ratio: tuple
     )
 
 
-@pytest.mark.parametrize(("image_wh", "slice_wh", "overlap"), itertools.product(IMAGE_SIZES, SLICES, OVERLAPS))
-def test_tiles_cover_the_image_with_the_overlap_asked(image_wh, slice_wh, overlap) -> None:
+@pytest.mark.parametrize(
+    ("image_wh", "slice_wh", "overlap"),
+    itertools.product(IMAGE_SIZES, SLICES, OVERLAPS),
+)
+def test_tiles_cover_the_image_with_the_overlap_asked(
+    image_wh, slice_wh, overlap
+) -> None:
     width, height = image_wh
     slice_pair = (slice_wh, slice_wh) if isinstance(slice_wh, int) else slice_wh
     if isinstance(overlap, int) and overlap >= min(slice_pair):
-        pytest.skip("overlap in pixels larger than this slice is a config error, tested below")
+        pytest.skip(
+            "overlap in pixels larger than this slice is a config error, tested below"
+        )
     tiles = tile_boxes(image_wh, slice_wh, overlap)
     over_w, over_h = overlap_pixels(overlap, slice_pair)
 
     assert tiles.dtype.kind == "i" and tiles.shape[1] == 4
     # No tile leaves the image, and all have one shape (slice, or the image side).
-    assert (tiles[:, :2] >= 0).all() and (tiles[:, 2] <= width).all() and (tiles[:, 3] <= height).all()
+    assert (
+        (tiles[:, :2] >= 0).all()
+        and (tiles[:, 2] <= width).all()
+        and (tiles[:, 3] <= height).all()
+    )
     sizes = {(x1 - x0, y1 - y0) for x0, y0, x1, y1 in tiles.tolist()}
     assert sizes == {(min(slice_pair[0], width), min(slice_pair[1], height))}
     # Every pixel covered.
@@ -50,13 +73,18 @@ def test_tiles_cover_the_image_with_the_overlap_asked(image_wh, slice_wh, overla
         cover[y0:y1, x0:x1] = True
     assert cover.all()
     # Neighbouring columns and rows overlap by at least the overlap asked.
-    for axis, length, size, want in ((0, width, slice_pair[0], over_w), (1, height, slice_pair[1], over_h)):
+    for axis, length, size, want in (
+        (0, width, slice_pair[0], over_w),
+        (1, height, slice_pair[1], over_h),
+    ):
         starts = np.unique(tiles[:, axis])
         if len(starts) > 1:
             tile_len = min(size, length)
             assert (tile_len - np.diff(starts) >= want).all()
     # Never more tiles than SAHI makes for the same settings.
-    if isinstance(overlap, float) or (isinstance(overlap, tuple) and isinstance(overlap[0], float)):
+    if isinstance(overlap, float) or (
+        isinstance(overlap, tuple) and isinstance(overlap[0], float)
+    ):
         ratio = overlap if isinstance(overlap, tuple) else (overlap, overlap)
         assert len(tiles) <= _sahi_count(width, height, slice_pair, ratio)
 

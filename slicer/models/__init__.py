@@ -74,7 +74,11 @@ def load_model(
 
 
 def _load_path(
-    spec: str | Path, device: str | None, half: bool, trust_remote_code: bool, token: str | None
+    spec: str | Path,
+    device: str | None,
+    half: bool,
+    trust_remote_code: bool,
+    token: str | None,
 ) -> TileModel:
     from .ultralytics import ULTRALYTICS_SUFFIXES
 
@@ -88,7 +92,9 @@ def _load_path(
     if path.is_dir() or (not path.exists() and str(spec).count("/") == 1):
         from .transformers import TransformersModel, load_transformers
 
-        net, processor = load_transformers(spec, trust_remote_code=trust_remote_code, token=token)
+        net, processor = load_transformers(
+            spec, trust_remote_code=trust_remote_code, token=token
+        )
         return TransformersModel(net, processor, device=device, half=half)
     if path.exists():
         raise ModelLoadError(

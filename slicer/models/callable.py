@@ -59,7 +59,11 @@ class CallableModel:
         """Calls ``fn`` on each tile (``imgsz`` does not apply: ``fn`` sizes its input)."""
         results = []
         for tile in tiles:
-            image = np.ascontiguousarray(tile[..., ::-1]) if self.channels == "bgr" else tile
+            image = (
+                np.ascontiguousarray(tile[..., ::-1])
+                if self.channels == "bgr"
+                else tile
+            )
             preds = to_predictions(self.fn(image), tile.shape[:2], self.class_names)
             self.class_names.update(preds.class_names)
             self.segments = self.segments or preds.has_masks
@@ -79,7 +83,9 @@ def to_predictions(
         boxes, scores, class_ids = output.xyxy, output.confidence, output.class_id
         full_masks = getattr(output, "mask", None)
         data = getattr(output, "data", None) or {}
-        for cid, name in zip(class_ids if class_ids is not None else [], data.get("class_name", [])):
+        for cid, name in zip(
+            class_ids if class_ids is not None else [], data.get("class_name", []), strict=False
+        ):
             names.setdefault(int(cid), str(name))
     elif isinstance(output, Mapping):
         boxes, scores = output.get("boxes"), output.get("scores")
@@ -92,10 +98,14 @@ def to_predictions(
     boxes = _numpy(boxes, np.float32).reshape(-1, 4)
     n = len(boxes)
     scores = np.ones(n, np.float32) if scores is None else _numpy(scores, np.float32)
-    class_ids = np.zeros(n, np.int64) if class_ids is None else _numpy(class_ids, np.int64)
+    class_ids = (
+        np.zeros(n, np.int64) if class_ids is None else _numpy(class_ids, np.int64)
+    )
     preds = Predictions(boxes, scores, class_ids, names)
     if full_masks is not None:
-        preds.masks, preds.mask_boxes = crop_full_masks(_numpy(full_masks, bool), boxes, tile_hw)
+        preds.masks, preds.mask_boxes = crop_full_masks(
+            _numpy(full_masks, bool), boxes, tile_hw
+        )
     return preds
 
 
@@ -106,7 +116,10 @@ def crop_full_masks(
     height, width = tile_hw
     mask_boxes = np.concatenate([np.floor(boxes[:, :2]), np.ceil(boxes[:, 2:])], axis=1)
     mask_boxes = mask_boxes.clip(0, [width, height, width, height]).astype(np.int32)
-    masks = [m[y0:y1, x0:x1].copy() for m, (x0, y0, x1, y1) in zip(full_masks, mask_boxes, strict=True)]
+    masks = [
+        m[y0:y1, x0:x1].copy()
+        for m, (x0, y0, x1, y1) in zip(full_masks, mask_boxes, strict=True)
+    ]
     return masks, mask_boxes
 
 

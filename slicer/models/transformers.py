@@ -19,7 +19,11 @@ from ..errors import ModelLoadError
 from ..predictions import Predictions
 from .base import select_device
 
-_SEGMENTATION_SUFFIXES = ("ForSegmentation", "ForInstanceSegmentation", "ForUniversalSegmentation")
+_SEGMENTATION_SUFFIXES = (
+    "ForSegmentation",
+    "ForInstanceSegmentation",
+    "ForUniversalSegmentation",
+)
 
 
 def load_transformers(
@@ -52,7 +56,9 @@ def load_transformers(
             f"could not load Transformers model from {where} {source!r}: {error}"
         ) from error
     except ValueError as error:
-        raise ModelLoadError(f"{source!r} is not a supported detector: {error}") from error
+        raise ModelLoadError(
+            f"{source!r} is not a supported detector: {error}"
+        ) from error
     return model, processor
 
 
@@ -75,7 +81,12 @@ class TransformersModel:
     """
 
     def __init__(
-        self, model: Any, processor: Any, *, device: str | None = None, half: bool = False
+        self,
+        model: Any,
+        processor: Any,
+        *,
+        device: str | None = None,
+        half: bool = False,
     ) -> None:
         self.device = select_device(device)
         self.half = half and self.device.startswith("cuda")
@@ -84,7 +95,9 @@ class TransformersModel:
             self.model = self.model.half()
         self.processor = processor
         self.segments = type(model).__name__.endswith(_SEGMENTATION_SUFFIXES)
-        if self.segments and not hasattr(processor, "post_process_instance_segmentation"):
+        if self.segments and not hasattr(
+            processor, "post_process_instance_segmentation"
+        ):
             raise ModelLoadError(
                 f"{type(processor).__name__} has no post_process_instance_segmentation"
             )

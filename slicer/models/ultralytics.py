@@ -24,7 +24,9 @@ from .base import input_scale, select_device
 #: Suffixes Ultralytics loads (weights, architectures, exported models).
 ULTRALYTICS_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".torchscript", ".engine")
 
-_PAD_VALUE = 114  # Ultralytics' letterbox grey, so padded borders look familiar to the model
+_PAD_VALUE = (
+    114  # Ultralytics' letterbox grey, so padded borders look familiar to the model
+)
 
 
 def load_yolo(path: str | Path) -> Any:
@@ -115,7 +117,6 @@ class UltralyticsModel:
         if self._net is None:
             return self._predict_with_ultralytics(tiles, imgsz, confidence)
         import torch
-
         from ultralytics.utils.nms import non_max_suppression
 
         tile_h, tile_w = tiles[0].shape[:2]
@@ -141,7 +142,9 @@ class UltralyticsModel:
         for i, det in enumerate(detections):
             det = det.float().cpu().numpy()
             proto = protos[i].float().cpu().numpy() if self.segments else None
-            results.append(self._to_predictions(det, proto, scale, (tile_h, tile_w), x.shape[2:]))
+            results.append(
+                self._to_predictions(det, proto, scale, (tile_h, tile_w), x.shape[2:])
+            )
         return results
 
     def _to_input(self, batch: np.ndarray) -> Any:
@@ -151,7 +154,10 @@ class UltralyticsModel:
 
         stride = int(max(self._net.stride))
         h, w = batch.shape[1:3]
-        pad_h, pad_w = math.ceil(h / stride) * stride - h, math.ceil(w / stride) * stride - w
+        pad_h, pad_w = (
+            math.ceil(h / stride) * stride - h,
+            math.ceil(w / stride) * stride - w,
+        )
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
         if pad_h or pad_w:
             # Bottom/right padding keeps tile coordinates unchanged.
@@ -174,10 +180,14 @@ class UltralyticsModel:
         # Detections that lie wholly in the stride padding have no area left.
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         det, boxes = det[keep], boxes[keep]
-        preds = Predictions(boxes, det[:, 4], det[:, 5].astype(np.int64), self.class_names)
+        preds = Predictions(
+            boxes, det[:, 4], det[:, 5].astype(np.int64), self.class_names
+        )
         if proto is None:
             return preds
-        masks, mask_boxes = decode_masks(det[:, 6:], proto, boxes, scale, input_hw, tile_hw)
+        masks, mask_boxes = decode_masks(
+            det[:, 6:], proto, boxes, scale, input_hw, tile_hw
+        )
         nonempty = np.array([m.any() for m in masks], dtype=bool)
         preds.masks, preds.mask_boxes = masks, mask_boxes.reshape(-1, 4)
         return preds.select(nonempty)
@@ -188,7 +198,9 @@ class UltralyticsModel:
         """Fallback for networks our pipeline does not know (boxes only)."""
         tile_h, tile_w = tiles[0].shape[:2]
         results = self.yolo.predict(
-            [np.ascontiguousarray(t[..., ::-1]) for t in tiles],  # YOLO.predict wants BGR
+            [
+                np.ascontiguousarray(t[..., ::-1]) for t in tiles
+            ],  # YOLO.predict wants BGR
             imgsz=imgsz or max(tile_h, tile_w),
             conf=confidence,
             iou=self.iou,
@@ -246,7 +258,10 @@ def decode_masks(
     masks = []
     for logit, (x0, y0, x1, y1), box in zip(logits, mask_boxes, boxes, strict=True):
         affine = np.array(
-            [[step_x, 0, (x0 + 0.5) * step_x - 0.5], [0, step_y, (y0 + 0.5) * step_y - 0.5]],
+            [
+                [step_x, 0, (x0 + 0.5) * step_x - 0.5],
+                [0, step_y, (y0 + 0.5) * step_y - 0.5],
+            ],
             dtype=np.float64,
         )
         sampled = cv2.warpAffine(
