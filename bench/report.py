@@ -1,0 +1,556 @@
+"""The benchmark report: machine facts and Markdown tables of the results."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GIB = 1024**3
+MIB = 1024**2
+FLOOR = "forward only"
+TOOL_TITLES = {
+    "ours": "ours",
+    "sahi": "SAHI",
+    "supervision": "supervision",
+    "supervision-compact": "supervision (compact_masks)",
+    FLOOR: "forward only",
+}
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine_info(argv: Sequence[str], device: str) -> dict[str, Any]:
+    """What the numbers were measured on, and with what."""
+    import psutil
+    import torch
+
+    versions = {}
+    for package in (
+        "torch",
+        "ultralytics",
+        "sahi",
+        "supervision",
+        "numpy",
+        "opencv-python",
+    ):
+        try:
+            from importlib.metadata import version
+
+            versions[package] = version(package)
+        except Exception:  # noqa: BLE001 - a missing package is just not listed
+            continue
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "versions": versions,
+        "commit": _git_commit(),
+        "command": ".venv/bin/python -m bench.run " + " ".join(argv),
+        "load_start": load_average(),
+    }
+
+
+def render(
+    meta: dict,
+    sections: Sequence[Any],
+    density: Sequence[Any],
+    memory_info: dict,
+    memory: Sequence[Any],
+    cap_gb: float,
+) -> str:
+    """The whole report as Markdown."""
+    out = [
+        "# Benchmarks: sliced inference vs SAHI vs supervision",
+        "",
+        "Written by `bench/run.py` (how it measures is at the end); do not edit by hand:",
+        "re-run the command below.",
+        "",
+        *_machine(meta),
+    ]
+    targets: list[tuple[str, str, bool | None]] = []
+    for section in sections:
+        out += _section(section, targets)
+    if memory:
+        out += _memory(memory_info, memory, cap_gb, targets)
+    out += _scaling(sections, density)
+    out += _gpu(meta)
+    machine_end = 5 + len(_machine(meta))
+    out = out[:machine_end] + _targets(targets) + out[machine_end:]
+    out += _method()
+    return "\n".join(out) + "\n"
+
+
+def _machine(meta: dict) -> list[str]:
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    return [
+        "## Machine and run",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| date | {meta['date']} |",
+        f"| CPU | {meta['cpu']}, {meta['cores']} cores, {meta['memory_gib']} GiB RAM |",
+        f"| device | {meta['device']}{' (' + meta['gpu'] + ')' if meta.get('gpu') else ''}, torch threads {meta['torch_threads']} |",
+        f"| load average (1, 5, 15 min) | start {meta['load_start']}; end {meta.get('load_end', '?')} |",
+        f"| software | Python {meta['python']}, {versions} |",
+        f"| commit | {meta['commit']} |",
+        f"| command | `{meta['command']}` |",
+        "",
+    ]
+
+
+def _section(section: Any, targets: list) -> list[str]:
+    tools = [t for t in section.tools]
+    peers = [t for t in tools if t != "ours"]
+    s = section.settings
+    out = [
+        f"## {section.task.capitalize()} (`{section.model}`), matched settings",
+        "",
+        f"Tiles {s['slice_wh']} px, overlap {s['overlap']}, per-tile input {s['slice_wh']} px, "
+        f"confidence {s['confidence']}, batch size {s['batch_size']}, NMS IoU {s['iou']} per "
+        "class, no full-image pass, the same tile boxes for every tool. Median of "
+        "the timed runs (seconds per image); ratios are the peer's time / ours.",
+        "",
+    ]
+    header = ["image", "tiles", "objects"]
+    header += [TOOL_TITLES[t] for t in tools] + [FLOOR]
+    header += [f"vs {TOOL_TITLES[p]}" for p in peers] + ["ours / forward"]
+    out += [_row(header), _row(["---"] * len(header))]
+    for run in section.runs:
+        cells = [run.image, run.tiles, run.objects]
+        cells += [_s(run.seconds.get(t)) for t in tools + [FLOOR]]
+        cells += [_x(run.seconds[p] / run.seconds["ours"]) for p in peers]
+        cells += [_x(run.seconds["ours"] / run.seconds[FLOOR])]
+        out.append(_row(cells))
+    total = {t: sum(r.seconds[t] for r in section.runs) for t in tools + [FLOOR]}
+    tiles = sum(r.tiles for r in section.runs)
+    cells = ["**all images**", tiles, sum(r.objects for r in section.runs)]
+    cells += [_s(total[t]) for t in tools + [FLOOR]]
+    cells += [_x(total[p] / total["ours"]) for p in peers]
+    cells += [_x(total["ours"] / total[FLOOR])]
+    out += [_row(cells), ""]
+
+    n = len(section.runs)
+    out += [
+        "Throughput over all images of the section:",
+        "",
+        _row(["tool", "images/s", "tiles/s", "Mpx/s", "largest run-to-run spread"]),
+        _row(["---"] * 5),
+    ]
+    mpx = sum(r.width * r.height for r in section.runs) / 1e6
+    for t in tools + [FLOOR]:
+        spread = max(r.spread.get(t, 0.0) for r in section.runs)
+        out.append(
+            _row(
+                [
+                    TOOL_TITLES[t],
+                    f"{n / total[t]:.3f}",
+                    f"{tiles / total[t]:.2f}",
+                    f"{mpx / total[t]:.2f}",
+                    f"{spread:.0%}",
+                ]
+            )
+        )
+    out.append("")
+
+    task = section.task
+    fold = 2.0 if task == "segmentation" else 1.2
+    for p in peers:
+        if p == "supervision-compact":
+            continue
+        ratio = total[p] / total["ours"]
+        targets.append(
+            (
+                f"{task}: throughput >= {fold}x {TOOL_TITLES[p]} (matched)",
+                f"{ratio:.2f}x",
+                ratio >= fold,
+            )
+        )
+    overhead = total["ours"] / total[FLOOR]
+    if task == "detection":
+        targets.append(
+            (
+                "detection: ours / bare forward <= 1.1",
+                f"{overhead:.2f}",
+                overhead <= 1.1,
+            )
+        )
+
+    masks = task == "segmentation"
+    out += [
+        f"### {task.capitalize()} accuracy (AP50, one evaluator for all tools)",
+        "",
+        "`matched`: the settings above. `default`: each tool's own merging and tiles "
+        "(ours: provenance merge; SAHI: GREEDYNMM / IOS 0.5 plus a full-image pass; "
+        "supervision: NMS IoU 0.5); `time` is the sum over the images (matched: medians; "
+        "default: one run). Small = area <= 32^2 px.",
+        "",
+    ]
+    header = ["setting", "tool", "box AP50", "box AP50 small"]
+    if masks:
+        header += ["mask AP50", "mask AP50 small"]
+    header += ["detections", "time (s)"]
+    out += [_row(header), _row(["---"] * len(header))]
+    for a in section.accuracy:
+        cells = [a.setting, TOOL_TITLES[a.tool], _ap(a.box_all), _ap(a.box_small)]
+        if masks:
+            cells += [_ap(a.mask_all), _ap(a.mask_small)]
+        cells += [a.detections, _s(a.seconds)]
+        out.append(_row(cells))
+    out.append("")
+
+    acc = {(a.setting, a.tool): a for a in section.accuracy}
+    ours_m, sahi_m = acc.get(("matched", "ours")), acc.get(("matched", "sahi"))
+    if ours_m and sahi_m:
+        for field, label in (("box_all", "box AP50"), ("box_small", "box AP50 small")):
+            diff = getattr(ours_m, field) - getattr(sahi_m, field)
+            targets.append(
+                (
+                    f"{task}: matched {label}: |ours - SAHI| <= 0.01",
+                    f"{getattr(ours_m, field):.3f} vs {getattr(sahi_m, field):.3f}",
+                    abs(diff) <= 0.01,
+                )
+            )
+    ours_d, sahi_d = acc.get(("default", "ours")), acc.get(("default", "sahi"))
+    if ours_d and sahi_d:
+        field = "mask_small" if masks else "box_small"
+        targets.append(
+            (
+                f"{task}: default {field.replace('_', ' ')} AP50: ours >= SAHI default",
+                f"{getattr(ours_d, field):.3f} vs {getattr(sahi_d, field):.3f}",
+                getattr(ours_d, field) >= getattr(sahi_d, field) - 1e-9,
+            )
+        )
+    if masks and ours_m:
+        for p in peers:
+            other = acc.get(("matched", p))
+            if other:
+                targets.append(
+                    (
+                        f"segmentation: matched mask AP50 ours >= {TOOL_TITLES[p]}",
+                        f"{ours_m.mask_all:.3f} vs {other.mask_all:.3f}",
+                        ours_m.mask_all >= other.mask_all - 1e-9,
+                    )
+                )
+    return out
+
+
+def _memory(
+    info: dict, memory: Sequence[Any], cap_gb: float, targets: list
+) -> list[str]:
+    out = [
+        "## Memory (segmentation model, one process per tool)",
+        "",
+        f"Image {info['image']} with {info['objects']} objects, matched settings. RSS after "
+        "loading the model; baseline = after loading the image and a warm-up on a "
+        "1200 px corner; peak = the largest RSS while predicting on the whole image "
+        f"(polled every 3 ms, and `ru_maxrss`). A process above {cap_gb:g} GiB is stopped.",
+        "",
+        _row(
+            [
+                "tool",
+                "after model load",
+                "baseline",
+                "peak",
+                "peak - baseline",
+                "detections",
+                "time (s)",
+            ]
+        ),
+        _row(["---"] * 7),
+    ]
+    by_tool = {m.tool: m for m in memory}
+    for m in memory:
+        if m.error:
+            out.append(
+                _row(
+                    [
+                        TOOL_TITLES.get(m.tool, m.tool),
+                        "error: " + m.error.splitlines()[-1][:80],
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
+            )
+            continue
+        if m.stopped:
+            out.append(
+                _row(
+                    [
+                        TOOL_TITLES.get(m.tool, m.tool),
+                        "",
+                        "",
+                        f"> {cap_gb:g} GiB (stopped)",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
+            )
+            continue
+        out.append(
+            _row(
+                [
+                    TOOL_TITLES.get(m.tool, m.tool),
+                    _mib(m.model_rss),
+                    _mib(m.baseline_rss),
+                    _mib(m.peak_rss),
+                    _mib(m.above_baseline),
+                    m.detections,
+                    _s(m.seconds),
+                ]
+            )
+        )
+    out.append("")
+    ours, sv = by_tool.get("ours"), by_tool.get("supervision")
+    if ours and ours.peak_rss and sv and sv.peak_rss:
+        bound = "at least " if sv.stopped else ""
+        targets.append(
+            (
+                "memory: ours peak <= 1/4 of supervision's",
+                f"{_mib(ours.peak_rss)} vs {bound}{_mib(sv.peak_rss)}",
+                ours.peak_rss * 4 <= sv.peak_rss,
+            )
+        )
+    if ours and ours.above_baseline is not None:
+        targets.append(
+            (
+                "memory: ours peak < 2 GB above the loaded model",
+                _mib(ours.above_baseline),
+                ours.above_baseline < 2e9,
+            )
+        )
+    return out
+
+
+def _scaling(sections: Sequence[Any], density: Sequence[Any]) -> list[str]:
+    out = ["## Scaling", ""]
+    det = next((s for s in sections if s.task == "detection"), None)
+    if det and len(det.runs) >= 2:
+        tools = det.tools + [FLOOR]
+        out += [
+            "Time per image against the number of tiles (detection, matched settings). "
+            "Fit: time = a + b * tiles.",
+            "",
+            _row(
+                [
+                    "tool",
+                    *(f"{r.tiles} tiles (s)" for r in det.runs),
+                    "s per tile (b)",
+                    "a (s)",
+                    "R^2",
+                    "per-tile time, largest / smallest image",
+                    "verdict",
+                ]
+            ),
+            _row(["---"] * (len(det.runs) + 6)),
+        ]
+        x = np.array([r.tiles for r in det.runs], float)
+        for t in tools:
+            y = np.array([r.seconds[t] for r in det.runs])
+            b, a, r2 = _fit(x, y)
+            per = (y[-1] / x[-1]) / (y[0] / x[0])
+            out.append(
+                _row(
+                    [
+                        TOOL_TITLES[t],
+                        *(_s(v) for v in y),
+                        f"{b:.4f}",
+                        f"{a:.3f}",
+                        f"{r2:.4f}",
+                        f"{per:.2f}",
+                        _verdict(r2, per),
+                    ]
+                )
+            )
+        out.append("")
+    if density:
+        tools = list(density[0].seconds)
+        out += [
+            f"Time per image against the number of objects (detection, matched settings, "
+            f"{density[0].tiles} tiles each). Fit: time = a + b * detections (ours).",
+            "",
+            _row(
+                [
+                    "objects",
+                    "detections (ours)",
+                    *(f"{TOOL_TITLES[t]} (s)" for t in tools),
+                ]
+            ),
+            _row(["---"] * (2 + len(tools))),
+        ]
+        for d in density:
+            out.append(
+                _row(
+                    [
+                        d.objects,
+                        d.detections["ours"],
+                        *(_s(d.seconds[t]) for t in tools),
+                    ]
+                )
+            )
+        out += [
+            "",
+            _row(["tool", "ms per 1000 detections (b)", "a (s)", "R^2", "verdict"]),
+            _row(["---"] * 5),
+        ]
+        for t in tools:
+            x = np.array([d.detections[t] for d in density], float)
+            y = np.array([d.seconds[t] for d in density])
+            b, a, r2 = _fit(x, y)
+            growth = _growth(x, y)
+            out.append(
+                _row(
+                    [TOOL_TITLES[t], f"{b * 1e6:.1f}", f"{a:.3f}", f"{r2:.4f}", growth]
+                )
+            )
+        out.append("")
+    return out
+
+
+def _gpu(meta: dict) -> list[str]:
+    if meta.get("gpu") and str(meta["device"]).startswith("cuda"):
+        return ["## GPU", "", f"Measured on {meta['gpu']} (tables above).", ""]
+    return [
+        "## GPU",
+        "",
+        "Not measured (no GPU was available). The code path is ready: "
+        "`.venv/bin/python -m bench.run --device cuda --batch-size 8` runs every tool on "
+        "CUDA with batched tiles (ours stacks same-shaped tiles into one forward pass; "
+        "SAHI and supervision get the same `batch_size`).",
+        "",
+    ]
+
+
+def _targets(targets: list[tuple[str, str, bool | None]]) -> list[str]:
+    out = ["## Targets", "", _row(["target", "measured", "met"]), _row(["---"] * 3)]
+    for name, value, met in targets:
+        out.append(_row([name, value, "yes" if met else "**no**"]))
+    return out + [""]
+
+
+def _method() -> list[str]:
+    return [
+        "## How it is measured",
+        "",
+        "- Images: generated by `sliced_inference.synthetic` (exact ground truth, no "
+        "download); the same images for every tool.",
+        "- Models: the bundled `models/small-objects-det.pt` / `models/small-objects-seg.pt`, "
+        "loaded once per tool (SAHI: `AutoDetectionModel.from_pretrained(model_type="
+        '"ultralytics", image_size=slice)`; supervision: `sv.InferenceSlicer` with a '
+        "callback `sv.Detections.from_ultralytics(YOLO.predict(tile, imgsz=slice))`).",
+        "- Same tiles: our tile placement spreads the tiles evenly; SAHI and supervision "
+        "move the last tile back to the border (same count, different origins). At "
+        "matched settings the peers get our tile boxes (SAHI: `sahi.slicing."
+        "get_slice_bboxes` replaced for the call; supervision: an `InferenceSlicer` "
+        "subclass whose `_generate_offset` returns them). At default settings each tool "
+        "places its own tiles.",
+        "- Timing: the tool's public call on an in-memory image (supervision gets it in "
+        "BGR, as `cv2.imread` gives it, because its callback feeds Ultralytics). One "
+        "warm-up per tool and image, then timed runs round-robin with the starting tool "
+        "rotated; converting results for the evaluator is not timed.",
+        "- Forward only: the network's forward passes on exactly our batches (same "
+        "tensors, layout and batch size), inputs prepared before timing.",
+        "- AP50: `bench/evaluate.py`, COCO's matching and 101-point interpolation at IoU "
+        "0.5, no limit on detections per image, mean over classes with ground truth; "
+        "checked against `pycocotools` on random data (identical to 4 decimals). Box AP "
+        "uses box areas for the size ranges, mask AP mask areas.",
+        "- Memory: `bench/memory.py`, one child process per tool.",
+        "",
+    ]
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least squares ``y = a + b x``: (b, a, R^2)."""
+    b, a = np.polyfit(x, y, 1)
+    residual = y - (a + b * x)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1 - (residual**2).sum() / total if total > 0 else 1.0
+    return float(b), float(a), float(r2)
+
+
+def _verdict(r2: float, per_unit_ratio: float) -> str:
+    if r2 >= 0.99 and per_unit_ratio <= 1.25:
+        return "linear"
+    if per_unit_ratio > 1.25:
+        return "worse than linear"
+    return "roughly linear"
+
+
+def _growth(x: np.ndarray, y: np.ndarray) -> str:
+    """Whether the marginal cost per detection stays flat (linear) or grows."""
+    if len(x) < 3 or np.ptp(x) == 0:
+        return "n/a"
+    first = (y[1] - y[0]) / max(x[1] - x[0], 1)
+    last = (y[-1] - y[-2]) / max(x[-1] - x[-2], 1)
+    if last > 2 * max(first, 1e-9) and (y[-1] - y[-2]) > 0.1 * y[-1]:
+        return f"worse than linear (marginal cost x{last / max(first, 1e-9):.1f})"
+    return "linear"
+
+
+def _row(cells: Sequence[Any]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _s(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _ap(value: float | None) -> str:
+    return "" if value is None or np.isnan(value) else f"{value:.3f}"
+
+
+def _mib(value: int | None) -> str:
+    return "" if value is None else f"{value / MIB:,.0f} MiB"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        return head + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

@@ -1,0 +1,453 @@
+"""The benchmark command: ours vs SAHI vs supervision, written to ``docs/benchmarks.md``.
+
+Usage::
+
+    .venv/bin/python -m bench.run                      # everything (tens of minutes on 2 cores)
+    .venv/bin/python -m bench.run --quick --out /tmp/b.md   # one small image, one run
+    .venv/bin/python -m bench.run --device cuda --batch-size 8   # on a GPU
+
+Everything runs in one process (memory: one child process per tool) on the same
+generated images, with the same model, tiles and settings; see ``bench.peers``
+for what "matched" and "default" settings mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from . import report
+from .evaluate import SMALL_AREA, Instances, ap50
+from .floor import forward_only
+from .memory import MemoryResult, measure
+from .peers import Settings, build_tool
+from .scenes import BenchImage, generate
+from .timing import time_interleaved
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DET_MODEL = REPO_ROOT / "models" / "small-objects-det.pt"
+SEG_MODEL = REPO_ROOT / "models" / "small-objects-seg.pt"
+PEERS = ("sahi", "supervision")
+FLOOR = "forward only"
+
+
+@dataclass
+class Plan:
+    """What to run: image sizes, object counts, repeats."""
+
+    det_sizes: list[tuple[int, int]]
+    seg_sizes: list[tuple[int, int]]
+    seg_objects: int | None
+    density_size: tuple[int, int] | None
+    density_levels: list[int]
+    memory_size: tuple[int, int] | None
+    memory_objects: int
+    repeats: int
+    warmup: int
+    seed: int = 1000
+
+
+FULL_PLAN = Plan(
+    det_sizes=[(1600, 1200), (3200, 2400), (4800, 3600), (8000, 6000)],
+    seg_sizes=[(2400, 1800), (3200, 2400)],
+    seg_objects=400,
+    density_size=(3200, 2400),
+    density_levels=[50, 200, 800, 1600],
+    memory_size=(8000, 6000),
+    memory_objects=800,
+    repeats=3,
+    warmup=1,
+)
+QUICK_PLAN = Plan(
+    det_sizes=[(1280, 960)],
+    seg_sizes=[(1280, 960)],
+    seg_objects=60,
+    density_size=None,
+    density_levels=[],
+    memory_size=None,
+    memory_objects=0,
+    repeats=1,
+    warmup=1,
+)
+
+
+@dataclass
+class ImageRun:
+    """Every tool's median time and detection count on one image."""
+
+    image: str
+    width: int
+    height: int
+    tiles: int
+    objects: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    spread: dict[str, float] = field(default_factory=dict)
+    detections: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Accuracy:
+    """AP50 of one tool at one setting, pooled over a section's images."""
+
+    setting: str
+    tool: str
+    box_all: float
+    box_small: float
+    mask_all: float | None = None
+    mask_small: float | None = None
+    seconds: float | None = None
+    detections: int = 0
+
+
+@dataclass
+class Section:
+    """One task (detection or segmentation): timings and accuracy."""
+
+    task: str
+    model: str
+    settings: dict
+    tools: list[str]
+    runs: list[ImageRun] = field(default_factory=list)
+    accuracy: list[Accuracy] = field(default_factory=list)
+
+
+@dataclass
+class DensityRun:
+    """Time per image at one object count (fixed image size and tiles)."""
+
+    objects: int
+    tiles: int
+    seconds: dict[str, float]
+    detections: dict[str, int]
+
+
+def run_section(
+    task: str,
+    model_path: Path,
+    images: Sequence[BenchImage],
+    tools: Sequence[str],
+    settings: Settings,
+    plan: Plan,
+    *,
+    with_floor: bool,
+    shared: dict,
+) -> Section:
+    """Times the tools on each image (matched settings), then scores them at
+    matched and at default settings."""
+    section = Section(task, model_path.name, dataclasses.asdict(settings), list(tools))
+    matched = {name: build_tool(name, model_path, settings, shared) for name in tools}
+    outputs: dict[str, list[Instances]] = {name: [] for name in tools}
+    totals = dict.fromkeys(tools, 0.0)
+    for bench_image in images:
+        _log(f"{task}: {bench_image.name}, {len(bench_image.truth)} objects")
+        prepared = {n: t.prepare(bench_image.image) for n, t in matched.items()}
+        calls = {n: partial(t.run, prepared[n]) for n, t in matched.items()}
+        if with_floor:
+            ours = matched["ours"]
+            calls[FLOOR] = forward_only(ours.model, bench_image.image, ours.options)
+        timings, last = time_interleaved(
+            calls,
+            repeats=plan.repeats,
+            warmup=plan.warmup,
+            before=settings.pin_threads,
+        )
+        run = ImageRun(
+            bench_image.name,
+            bench_image.width,
+            bench_image.height,
+            _tile_count(bench_image, settings),
+            len(bench_image.truth),
+        )
+        for name, timing in timings.items():
+            run.seconds[name] = timing.median
+            run.spread[name] = timing.spread
+            if name in matched:
+                converted = matched[name].convert(last[name])
+                outputs[name].append(converted)
+                run.detections[name] = len(converted)
+                totals[name] += timing.median
+        _log("  " + ", ".join(f"{k} {v:.2f}s" for k, v in run.seconds.items()))
+        section.runs.append(run)
+    truths = [b.truth for b in images]
+    masks = task == "segmentation"
+    for name in tools:
+        section.accuracy.append(
+            _score("matched", name, truths, outputs[name], masks, totals[name])
+        )
+    section.accuracy += _default_accuracy(
+        model_path, images, tools, settings, masks, shared
+    )
+    return section
+
+
+def _default_accuracy(
+    model_path: Path,
+    images: Sequence[BenchImage],
+    tools: Sequence[str],
+    settings: Settings,
+    masks: bool,
+    shared: dict,
+) -> list[Accuracy]:
+    """Each tool with its own default merging (one timed run per image)."""
+    defaults = dataclasses.replace(settings, matched=False)
+    scores = []
+    for name in tools:
+        if name == "supervision-compact":
+            continue  # same merging as supervision
+        tool = build_tool(name, model_path, defaults, shared)
+        outputs, seconds = [], 0.0
+        for bench_image in images:
+            prepared = tool.prepare(bench_image.image)
+            settings.pin_threads()
+            start = time.perf_counter()
+            result = tool.run(prepared)
+            seconds += time.perf_counter() - start
+            outputs.append(tool.convert(result))
+        truths = [b.truth for b in images]
+        scores.append(_score("default", name, truths, outputs, masks, seconds))
+    return scores
+
+
+def _score(
+    setting: str,
+    tool: str,
+    truths: list[Instances],
+    outputs: list[Instances],
+    masks: bool,
+    seconds: float,
+) -> Accuracy:
+    small = (0.0, SMALL_AREA)
+    accuracy = Accuracy(
+        setting,
+        tool,
+        box_all=ap50(truths, outputs),
+        box_small=ap50(truths, outputs, area_range=small),
+        seconds=seconds,
+        detections=sum(len(o) for o in outputs),
+    )
+    if masks:
+        accuracy.mask_all = ap50(truths, outputs, use_masks=True)
+        accuracy.mask_small = ap50(truths, outputs, use_masks=True, area_range=small)
+    return accuracy
+
+
+def run_density(
+    model_path: Path,
+    plan: Plan,
+    settings: Settings,
+    class_names: dict[int, str],
+    shared: dict,
+) -> list[DensityRun]:
+    """Time per image against the number of objects, at a fixed size (same tiles)."""
+    if plan.density_size is None:
+        return []
+    width, height = plan.density_size
+    tools = {n: build_tool(n, model_path, settings, shared) for n in ("ours", *PEERS)}
+    runs = []
+    for level in plan.density_levels:
+        bench_image = generate(
+            plan.seed + 500 + level, width, height, class_names, num_objects=level
+        )
+        _log(f"density: {len(bench_image.truth)} objects")
+        prepared = {n: t.prepare(bench_image.image) for n, t in tools.items()}
+        calls = {n: partial(t.run, prepared[n]) for n, t in tools.items()}
+        timings, last = time_interleaved(
+            calls, repeats=plan.repeats, warmup=0, before=settings.pin_threads
+        )
+        runs.append(
+            DensityRun(
+                len(bench_image.truth),
+                _tile_count(bench_image, settings),
+                {n: t.median for n, t in timings.items()},
+                {n: len(tools[n].convert(last[n])) for n in tools},
+            )
+        )
+    return runs
+
+
+def run_memory(
+    model_path: Path,
+    plan: Plan,
+    settings: Settings,
+    class_names: dict[int, str],
+    cap_bytes: int,
+) -> tuple[dict, list[MemoryResult]]:
+    """Peak RSS of each tool on one large segmentation image, each in its own process."""
+    if plan.memory_size is None:
+        return {}, []
+    width, height = plan.memory_size
+    bench_image = generate(
+        plan.seed + 900, width, height, class_names, num_objects=plan.memory_objects
+    )
+    info = {"image": bench_image.name, "objects": len(bench_image.truth)}
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        path = Path(tmp) / "image.npy"
+        np.save(path, bench_image.image)
+        del bench_image
+        for tool in ("ours", "sahi", "supervision", "supervision-compact"):
+            _log(f"memory: {tool}")
+            results.append(
+                measure(
+                    tool,
+                    model_path,
+                    path,
+                    dataclasses.asdict(settings),
+                    cap_bytes=cap_bytes,
+                )
+            )
+    return info, results
+
+
+def _tile_count(bench_image: BenchImage, settings: Settings) -> int:
+    from sliced_inference.slicer import tile_boxes
+
+    size = (bench_image.width, bench_image.height)
+    return len(tile_boxes(size, settings.slice_wh, settings.overlap))
+
+
+def _class_names(model_path: Path) -> dict[int, str]:
+    from ultralytics import YOLO
+
+    return {int(k): str(v) for k, v in YOLO(str(model_path)).names.items()}
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the benchmark and writes the report."""
+    parser = argparse.ArgumentParser(
+        description="Sliced inference: ours vs SAHI vs supervision"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="one small image, one timed run"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md"
+    )
+    parser.add_argument("--det-model", type=Path, default=DET_MODEL)
+    parser.add_argument("--seg-model", type=Path, default=SEG_MODEL)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (0: all cores)"
+    )
+    parser.add_argument("--slice", type=int, default=640)
+    parser.add_argument("--overlap", type=float, default=0.2)
+    parser.add_argument("--confidence", type=float, default=0.25)
+    parser.add_argument(
+        "--repeats", type=int, help="timed runs per image (default 3; quick 1)"
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["det", "seg", "density", "memory"]
+    )
+    parser.add_argument(
+        "--memory-cap-gb",
+        type=float,
+        default=10.0,
+        help="stop a tool's process above this RSS",
+    )
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    plan = dataclasses.replace(QUICK_PLAN if args.quick else FULL_PLAN)
+    if args.repeats:
+        plan.repeats = args.repeats
+    settings = Settings(
+        slice_wh=args.slice,
+        overlap=args.overlap,
+        confidence=args.confidence,
+        batch_size=args.batch_size,
+        device=args.device,
+        threads=args.threads,
+    )
+    meta = report.machine_info(argv if argv is not None else sys.argv[1:], args.device)
+    _log(f"load average at start: {meta['load_start']}")
+    shared: dict = {}
+    sections: list[Section] = []
+    density: list[DensityRun] = []
+    memory_info, memory = {}, []
+    if "det" not in args.skip:
+        names = _class_names(args.det_model)
+        images = [
+            generate(plan.seed + i, w, h, names)
+            for i, (w, h) in enumerate(plan.det_sizes)
+        ]
+        sections.append(
+            run_section(
+                "detection",
+                args.det_model,
+                images,
+                ("ours", *PEERS),
+                settings,
+                plan,
+                with_floor=True,
+                shared=shared,
+            )
+        )
+        del images
+        if "density" not in args.skip:
+            density = run_density(args.det_model, plan, settings, names, shared)
+    if "seg" not in args.skip and plan.seg_sizes and args.seg_model.is_file():
+        names = _class_names(args.seg_model)
+        images = [
+            generate(plan.seed + 100 + i, w, h, names, num_objects=plan.seg_objects)
+            for i, (w, h) in enumerate(plan.seg_sizes)
+        ]
+        sections.append(
+            run_section(
+                "segmentation",
+                args.seg_model,
+                images,
+                ("ours", *PEERS, "supervision-compact"),
+                settings,
+                plan,
+                with_floor=True,
+                shared=shared,
+            )
+        )
+        del images
+    shared.clear()
+    if "memory" not in args.skip and args.seg_model.is_file():
+        memory_info, memory = run_memory(
+            args.seg_model,
+            plan,
+            settings,
+            _class_names(args.seg_model),
+            int(args.memory_cap_gb * 1024**3),
+        )
+    meta["load_end"] = report.load_average()
+    text = report.render(
+        meta, sections, density, memory_info, memory, args.memory_cap_gb
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    raw = {
+        "meta": meta,
+        "sections": [dataclasses.asdict(s) for s in sections],
+        "density": [dataclasses.asdict(d) for d in density],
+        "memory": {
+            "image": memory_info,
+            "results": [dataclasses.asdict(m) for m in memory],
+        },
+    }
+    args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=float))
+    _log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
