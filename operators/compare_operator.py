@@ -1,0 +1,229 @@
+"""The ``compare_runs`` operator: a form over ``comparison.compare_runs`` that opens the panel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from .comparison import compare_runs
+
+#: ``config.name`` of the comparison panel the operator opens.
+PANEL_NAME = "sliced_inference_comparison"
+_MASK_CHOICES = {"auto": None, "boxes": False, "masks": True}
+
+
+class CompareRuns(foo.Operator):
+    """Evaluates two or more prediction fields against ground truth and compares them.
+
+    The first prediction field (the baseline) is compared with the others overall
+    and by object size; evaluations are stored under ``si_<field>`` and the
+    comparison panel opens on the result.
+    """
+
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="compare_runs",
+            label="Compare baseline and sliced predictions",
+            description=(
+                "Evaluate prediction fields against ground truth (COCO mAP, "
+                "precision, recall, by object size) and compare them"
+            ),
+            icon="compare_arrows",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx: Any) -> types.Property:
+        inputs = types.Object()
+        fields = detection_fields(ctx.target_view())
+        if _field_inputs(ctx, inputs, fields):
+            _option_inputs(inputs)
+        return types.Property(inputs, view=types.View(label="Compare runs"))
+
+    def execute(self, ctx: Any) -> dict[str, Any]:
+        params = ctx.params
+        pred_fields = [params["baseline_field"], *params["compare_fields"]]
+        comparison = compare_runs(
+            ctx.target_view(),
+            params["gt_field"],
+            pred_fields,
+            iou=float(params.get("iou", 0.5)),
+            use_masks=_MASK_CHOICES[params.get("use_masks", "auto")],
+            max_preds=int(params.get("max_preds", 1000)),
+        )
+        if not ctx.delegated:
+            open_comparison_panel(ctx, comparison.key)
+            ctx.trigger("reload_dataset")
+        return {
+            "comparison_key": comparison.key,
+            "eval_keys": comparison.eval_keys,
+            "table": comparison.to_table(),
+        }
+
+    def __call__(
+        self,
+        sample_collection: fo.core.collections.SampleCollection,
+        gt_field: str,
+        pred_fields: Sequence[str],
+        iou: float = 0.5,
+        use_masks: bool | None = None,
+        max_preds: int = 1000,
+        delegate: bool = False,
+    ) -> Any:
+        """Runs the operator from Python, like ``sliced_inference.compare_runs``.
+
+        Args:
+            sample_collection: the dataset or view to evaluate.
+            gt_field: the ground-truth ``Detections`` field.
+            pred_fields: two or more prediction fields, the baseline first.
+            iou: IoU threshold for TP / FP / FN.
+            use_masks: mask IoU (True), box IoU (False) or automatic (None).
+            max_preds: most predictions per image used for mAP.
+            delegate: queue a delegated operation instead of running now.
+
+        Returns:
+            an ``ExecutionResult`` whose ``result`` holds ``comparison_key``,
+            ``eval_keys`` and the text ``table``.
+
+        Example::
+
+            import fiftyone.operators as foo
+
+            compare = foo.get_operator("@slicer/sliced-inference/compare_runs")
+            result = compare(dataset, "ground_truth", ["baseline", "sliced"])
+            print(result.result["table"])
+        """
+        if len(pred_fields) < 2:
+            raise ValueError("pred_fields needs a baseline and at least one more field")
+        mask_choice = {v: k for k, v in _MASK_CHOICES.items()}[use_masks]
+        params = {
+            "gt_field": gt_field,
+            "baseline_field": pred_fields[0],
+            "compare_fields": list(pred_fields[1:]),
+            "iou": iou,
+            "use_masks": mask_choice,
+            "max_preds": max_preds,
+        }
+        return foo.execute_operator(
+            self.uri,
+            ctx={"view": sample_collection.view(), "params": params},
+            request_delegation=delegate,
+        )
+
+
+def detection_fields(samples: fo.core.collections.SampleCollection) -> list[str]:
+    """Names of the ``Detections`` fields of ``samples``, sorted."""
+    schema = samples.get_field_schema(embedded_doc_type=fo.Detections)
+    return sorted(schema)
+
+
+def open_comparison_panel(ctx: Any, comparison_key: str | None) -> None:
+    """Opens the comparison panel on ``comparison_key`` (reopening it if open)."""
+    ctx.ops.close_panel(name=PANEL_NAME)
+    ctx.ops.open_panel(
+        PANEL_NAME, layout="horizontal", state={"comparison_key": comparison_key}
+    )
+
+
+def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
+    """Ground truth, baseline and compared fields; True once they are valid."""
+    if len(fields) < 3:
+        inputs.view(
+            "no_fields",
+            types.Error(
+                label="Not enough Detections fields",
+                description=(
+                    "Comparing needs a ground-truth field and two prediction "
+                    f"fields; this view has {fields or 'none'}. Run baseline and "
+                    "sliced inference first."
+                ),
+            ),
+        )
+        return False
+    gt_default = "ground_truth" if "ground_truth" in fields else fields[0]
+    _choice(inputs, "gt_field", fields, "Ground truth", gt_default)
+    gt_field = ctx.params.get("gt_field", gt_default)
+    preds = [f for f in fields if f != gt_field]
+    _choice(
+        inputs,
+        "baseline_field",
+        preds,
+        "Baseline predictions",
+        preds[0],
+        "The run the others are compared with, e.g. full-image inference",
+    )
+    baseline = ctx.params.get("baseline_field", preds[0])
+    others = [f for f in preds if f != baseline]
+    prop = inputs.list(
+        "compare_fields",
+        types.String(),
+        required=True,
+        label="Compare with",
+        description="One or more prediction fields, e.g. sliced runs with different settings",
+        view=types.AutocompleteView(
+            choices=[types.Choice(f, label=f) for f in others],
+            allow_user_input=False,
+            allow_duplicates=False,
+        ),
+    )
+    chosen = ctx.params.get("compare_fields") or []
+    wrong = [f for f in chosen if f not in others]
+    if wrong:
+        prop.invalid = True
+        prop.error_message = f"Not a prediction field other than the baseline: {wrong}"
+    return bool(chosen) and not wrong and gt_field in fields and baseline in preds
+
+
+def _option_inputs(inputs: types.Object) -> None:
+    """IoU threshold, mask or box IoU, most predictions per image."""
+    inputs.float(
+        "iou",
+        default=0.5,
+        min=0.05,
+        max=0.95,
+        label="IoU threshold",
+        description="For true / false positives, precision and recall (mAP sweeps 0.50:0.95)",
+    )
+    _choice(
+        inputs,
+        "use_masks",
+        list(_MASK_CHOICES),
+        "IoU of",
+        "auto",
+        "auto: instance masks where ground truth and predictions both have them",
+    )
+    inputs.int(
+        "max_preds",
+        default=1000,
+        min=1,
+        label="Most predictions per image",
+        description="For mAP; sliced runs often produce more than FiftyOne's default 100",
+    )
+
+
+def _choice(
+    inputs: types.Object,
+    name: str,
+    values: list[str],
+    label: str,
+    default: str,
+    description: str | None = None,
+) -> None:
+    dropdown = types.DropdownView()
+    for value in values:
+        dropdown.add_choice(value, label=value)
+    inputs.enum(
+        name,
+        dropdown.values(),
+        default=default,
+        required=True,
+        label=label,
+        description=description,
+        view=dropdown,
+    )

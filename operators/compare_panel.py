@@ -1,0 +1,454 @@
+"""The comparison panel: metrics, AP by object size, speed, and review views of a comparison.
+
+It shows the comparisons ``compare_runs`` stored on the dataset (the newest, or
+the one the ``compare_runs`` operator opened it on), notices when the stored
+evaluations changed since and offers to re-run, and loads the "recovered" and
+"lost" objects or FiftyOne's Model Evaluation panel in compare mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from .compare_operator import PANEL_NAME
+from .comparison import (
+    SIZES,
+    Comparison,
+    compare_runs,
+    list_comparisons,
+    load_comparison,
+    lost_view,
+    recovered_view,
+)
+from .comparison_table import fmt, fmt_delta, fmt_ratio
+
+#: Name of FiftyOne's built-in Model Evaluation panel.
+MODEL_EVALUATION_PANEL = "model_evaluation_panel_builtin"
+#: Metrics the AP-by-size plot can show: state value -> axis title.
+PLOT_METRICS = {"mAP": "AP@[.50:.95]", "AP50": "AP@0.50", "recall": "Recall"}
+_OPERATOR_URI = "@slicer/sliced-inference/compare_runs"
+_METRIC_COLUMNS = {
+    "run": "Run",
+    "iou_type": "IoU of",
+    "mAP": "mAP",
+    "AP50": "AP50",
+    "precision": "Precision",
+    "recall": "Recall",
+    "tp": "TP",
+    "fp": "FP",
+    "fn": "FN",
+}
+_SPEED_COLUMNS = {
+    "run": "Run",
+    "kind": "Kind",
+    "seconds": "Seconds",
+    "images_per_second": "Images / s",
+    "time_ratio": "Time vs baseline",
+}
+
+
+class ComparisonPanel(foo.Panel):
+    """Baseline vs sliced: metrics, AP by object size, speed and review views."""
+
+    @property
+    def config(self) -> foo.PanelConfig:
+        return foo.PanelConfig(
+            name=PANEL_NAME,
+            label="Sliced vs baseline",
+            icon="compare_arrows",
+            category=foo.Categories.ANALYZE,
+            help_markdown=(
+                "Compares prediction runs stored by `compare_runs`: COCO mAP, "
+                "AP50, precision, recall and counts, overall and by object size."
+            ),
+        )
+
+    def on_load(self, ctx: Any) -> None:
+        """Loads the selected (else newest) stored comparison into panel state."""
+        keys = list_comparisons(ctx.dataset)
+        key = ctx.panel.get_state("comparison_key")
+        if key not in keys:
+            key = keys[0] if keys else None
+        comparison = load_comparison(ctx.dataset, key) if key else None
+        ctx.panel.set_state("comparison_keys", keys)
+        ctx.panel.set_state("comparison_key", key)
+        if comparison is None:
+            ctx.panel.set_state("has_comparison", False)
+            ctx.panel.set_state("eval_keys", ctx.dataset.list_evaluations())
+            return
+        focus = ctx.panel.get_state("focus_field")
+        if focus not in comparison.fields[1:]:
+            focus = comparison.fields[1]
+        metric = ctx.panel.get_state("plot_metric") or "mAP"
+        ctx.panel.set_state(
+            {
+                "has_comparison": True,
+                "stale": not comparison.is_current(ctx.dataset),
+                "summary": summary_markdown(comparison),
+                "fields": comparison.fields,
+                "focus_field": focus,
+                "plot_metric": metric,
+                "metrics_table": metric_rows(comparison),
+                "size_table": size_rows(comparison),
+                "speed_table": speed_rows(comparison),
+            }
+        )
+        ctx.panel.set_data("ap_by_size", plot_traces(comparison, metric))
+
+    def on_change_dataset(self, ctx: Any) -> None:
+        """Reloads: the dataset (and its evaluations) may have changed."""
+        self.on_load(ctx)
+
+    def refresh(self, ctx: Any) -> None:
+        """Reloads the stored comparisons and evaluations."""
+        self.on_load(ctx)
+
+    def select_comparison(self, ctx: Any) -> None:
+        """Shows another stored comparison."""
+        ctx.panel.set_state("comparison_key", ctx.params.get("value"))
+        self.on_load(ctx)
+
+    def select_focus(self, ctx: Any) -> None:
+        """Chooses the run the review buttons compare with the baseline."""
+        ctx.panel.set_state("focus_field", ctx.params.get("value"))
+
+    def select_metric(self, ctx: Any) -> None:
+        """Chooses the metric of the AP-by-size plot."""
+        metric = ctx.params.get("value") or "mAP"
+        ctx.panel.set_state("plot_metric", metric)
+        comparison = self._comparison(ctx)
+        if comparison is not None:
+            ctx.panel.set_data("ap_by_size", plot_traces(comparison, metric))
+
+    def show_recovered(self, ctx: Any) -> None:
+        """Loads the objects the focused run found and the baseline missed."""
+        comparison = self._comparison(ctx)
+        if comparison is not None:
+            baseline, other = comparison.baseline.field, self._focus(ctx, comparison)
+            ctx.ops.set_view(
+                recovered_view(ctx.dataset, comparison.gt_field, baseline, other)
+            )
+
+    def show_lost(self, ctx: Any) -> None:
+        """Loads the objects the baseline found and the focused run missed."""
+        comparison = self._comparison(ctx)
+        if comparison is not None:
+            baseline, other = comparison.baseline.field, self._focus(ctx, comparison)
+            ctx.ops.set_view(
+                lost_view(ctx.dataset, comparison.gt_field, baseline, other)
+            )
+
+    def clear_view(self, ctx: Any) -> None:
+        """Shows the whole dataset again."""
+        ctx.ops.clear_view()
+
+    def open_model_evaluation(self, ctx: Any) -> None:
+        """Opens FiftyOne's Model Evaluation panel comparing baseline and focused run."""
+        comparison = self._comparison(ctx)
+        if comparison is None:
+            return
+        other = comparison.run(self._focus(ctx, comparison))
+        ctx.ops.close_panel(name=MODEL_EVALUATION_PANEL)
+        ctx.ops.open_panel(
+            MODEL_EVALUATION_PANEL,
+            layout="horizontal",
+            state=model_evaluation_state(
+                ctx.dataset, comparison.baseline.eval_key, other.eval_key
+            ),
+        )
+
+    def rerun(self, ctx: Any) -> None:
+        """Runs the shown comparison again with its stored settings."""
+        key = ctx.panel.get_state("comparison_key")
+        if not key:
+            return
+        config = ctx.dataset.get_run_info(key).config
+        compare_runs(
+            ctx.dataset.load_run_view(key),
+            config.gt_field,
+            config.pred_fields,
+            iou=config.iou,
+            use_masks=config.use_masks,
+            size_thresholds=tuple(config.size_thresholds),
+            max_preds=config.max_preds,
+            comparison_key=key,
+        )
+        self.on_load(ctx)
+        ctx.ops.notify("Comparison updated", variant="success")
+
+    def render(self, ctx: Any) -> types.Property:
+        panel = types.Object()
+        if not ctx.panel.get_state("has_comparison"):
+            _empty_state(panel, ctx.panel.get_state("eval_keys") or [])
+        else:
+            _header(panel, ctx, self)
+            _tables(panel)
+            _plot(panel, ctx, self)
+            _review_buttons(panel, ctx, self)
+        return types.Property(
+            panel, view=types.GridView(orientation="vertical", gap=2, padding=2)
+        )
+
+    def _comparison(self, ctx: Any) -> Comparison | None:
+        return load_comparison(ctx.dataset, ctx.panel.get_state("comparison_key"))
+
+    def _focus(self, ctx: Any, comparison: Comparison) -> str:
+        focus = ctx.panel.get_state("focus_field")
+        return focus if focus in comparison.fields[1:] else comparison.fields[1]
+
+
+def summary_markdown(comparison: Comparison) -> str:
+    """One paragraph: what was compared, on how many objects, recovered and lost."""
+    counts = ", ".join(f"{n} {size}" for size, n in comparison.size_counts().items())
+    lines = [
+        f"**{comparison.baseline.field}** (baseline) vs "
+        + ", ".join(f"**{f}**" for f in comparison.fields[1:])
+        + f" on {comparison.num_samples} images; ground truth `{comparison.gt_field}`"
+        f" with {comparison.baseline.overall.num_gt} objects ({counts}).",
+        f"TP / FP / FN, precision and recall at IoU {comparison.iou:.2f}; mAP is "
+        "COCO AP@[.50:.95]. Sizes by box area in pixels; each object counts in "
+        "its own size only.",
+    ]
+    for run in comparison.runs[1:]:
+        lines.append(
+            f"- **{run.field}** recovered {run.recovered} objects the baseline "
+            f"missed and lost {run.lost} it found."
+        )
+    return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
+
+
+def metric_rows(comparison: Comparison) -> list[dict[str, str]]:
+    """Rows of the metrics table: each run, and after each non-baseline run its difference."""
+    rows = []
+    diffs = [None, *comparison.differences()]
+    for run, diff in zip(comparison.runs, diffs, strict=True):
+        m = run.overall
+        rows.append(
+            {
+                "run": run.field,
+                "iou_type": run.iou_type,
+                **{
+                    k: fmt(getattr(m, k))
+                    for k in ("mAP", "AP50", "precision", "recall")
+                },
+                **{k: str(getattr(m, k)) for k in ("tp", "fp", "fn")},
+            }
+        )
+        if diff is not None:
+            rows.append(
+                {
+                    "run": f"Δ {run.field} − {comparison.baseline.field}",
+                    "iou_type": "",
+                    **{
+                        k: fmt_delta(diff[k])
+                        for k in ("mAP", "AP50", "precision", "recall")
+                    },
+                    **{k: fmt_delta(diff[k], 0) for k in ("tp", "fp", "fn")},
+                }
+            )
+    return rows
+
+
+def size_rows(comparison: Comparison) -> list[dict[str, str]]:
+    """Rows of the by-size table: AP, AP50 and recall per size, and differences."""
+    rows = []
+    diffs = [None, *comparison.differences()]
+    for run, diff in zip(comparison.runs, diffs, strict=True):
+        row = {"run": run.field}
+        for size, m in run.by_size.items():
+            row |= {f"{size}_{k}": fmt(getattr(m, k)) for k in PLOT_METRICS}
+        rows.append(row)
+        if diff is not None:
+            row = {"run": f"Δ {run.field} − {comparison.baseline.field}"}
+            for size, d in diff["by_size"].items():
+                row |= {f"{size}_{k}": fmt_delta(d[k]) for k in PLOT_METRICS}
+            rows.append(row)
+    return rows
+
+
+def speed_rows(comparison: Comparison) -> list[dict[str, str]]:
+    """Rows of the speed table, from the runs' inference records."""
+    ratios = [1.0 if comparison.baseline.seconds else None]
+    ratios += [d["time_ratio"] for d in comparison.differences()]
+    return [
+        {
+            "run": run.field,
+            "kind": str((run.run_info or {}).get("kind") or "not recorded"),
+            "seconds": fmt(run.seconds, 1),
+            "images_per_second": fmt(run.images_per_second, 2),
+            "time_ratio": fmt_ratio(ratio),
+        }
+        for run, ratio in zip(comparison.runs, ratios, strict=True)
+    ]
+
+
+def plot_traces(comparison: Comparison, metric: str = "mAP") -> list[dict[str, Any]]:
+    """Plotly bar traces of ``metric`` for all objects and per size, one per run."""
+    x = ["all", *[f"{s} ({n})" for s, n in comparison.size_counts().items()]]
+    traces = []
+    for run in comparison.runs:
+        values = [getattr(run.overall, metric)]
+        values += [getattr(run.by_size[s], metric) for s in SIZES if s in run.by_size]
+        traces.append(
+            {
+                "type": "bar",
+                "name": run.field,
+                "x": x,
+                "y": [None if v is None else round(v, 4) for v in values],
+                "text": [fmt(v) for v in values],
+                "textposition": "outside",
+            }
+        )
+    return traces
+
+
+def model_evaluation_state(
+    dataset: Any, eval_key: str, compare_key: str
+) -> dict[str, Any]:
+    """Initial state of FiftyOne's Model Evaluation panel: ``eval_key`` vs ``compare_key``.
+
+    The built-in panel reads ``view.page``, ``view.key``, ``view.id`` and
+    ``view.compareKey``, and skips its own reset when ``view.init`` is set.
+    """
+    return {
+        "view": {
+            "page": "evaluation",
+            "key": eval_key,
+            "id": str(dataset._doc.evaluations[eval_key].id),
+            "compareKey": compare_key,
+            "init": True,
+        }
+    }
+
+
+def _empty_state(panel: types.Object, eval_keys: list[str]) -> None:
+    stored = (
+        f"Stored evaluations: {', '.join(f'`{k}`' for k in eval_keys)}."
+        if eval_keys
+        else "This dataset has no stored evaluations yet."
+    )
+    panel.md(
+        "### No comparison yet\n\n"
+        "Run baseline and sliced inference into two label fields, then compare "
+        "them with the button below (or in Python: "
+        '`si.compare_runs(dataset, "ground_truth", ["baseline", "sliced"])`). '
+        f"{stored}",
+        name="empty",
+    )
+    panel.btn(
+        "compare",
+        label="Compare runs",
+        icon="compare_arrows",
+        variant="contained",
+        on_click=_OPERATOR_URI,
+        prompt=True,
+    )
+
+
+def _header(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
+    keys = ctx.panel.get_state("comparison_keys") or []
+    if len(keys) > 1:
+        panel.enum(
+            "comparison_key",
+            keys,
+            label="Comparison",
+            default=ctx.panel.get_state("comparison_key"),
+            view=types.DropdownView(),
+            on_change=owner.select_comparison,
+        )
+    if ctx.panel.get_state("stale"):
+        panel.view(
+            "stale",
+            types.Warning(
+                label="The evaluations changed since this comparison",
+                description="Re-run it to refresh the numbers.",
+            ),
+        )
+        panel.btn(
+            "rerun", label="Re-run comparison", icon="refresh", on_click=owner.rerun
+        )
+    panel.md(ctx.panel.get_state("summary") or "", name="summary")
+
+
+def _tables(panel: types.Object) -> None:
+    metrics = types.TableView()
+    for key, label in _METRIC_COLUMNS.items():
+        metrics.add_column(key, label=label)
+    panel.list("metrics_table", types.Object(), view=metrics, label="Metrics")
+
+    sizes = types.TableView()
+    sizes.add_column("run", label="Run")
+    for size in SIZES:
+        for key, label in PLOT_METRICS.items():
+            sizes.add_column(f"{size}_{key}", label=f"{size} {label}")
+    panel.list("size_table", types.Object(), view=sizes, label="By object size")
+
+    speed = types.TableView()
+    for key, label in _SPEED_COLUMNS.items():
+        speed.add_column(key, label=label)
+    panel.list("speed_table", types.Object(), view=speed, label="Speed")
+
+
+def _plot(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
+    metric = ctx.panel.get_state("plot_metric") or "mAP"
+    panel.enum(
+        "plot_metric",
+        list(PLOT_METRICS),
+        label="Plot",
+        default=metric,
+        view=types.DropdownView(),
+        on_change=owner.select_metric,
+    )
+    panel.plot(
+        "ap_by_size",
+        layout={
+            "title": {"text": f"{PLOT_METRICS.get(metric, metric)} by object size"},
+            "barmode": "group",
+            "yaxis": {"title": PLOT_METRICS.get(metric, metric), "range": [0, 1.05]},
+            "xaxis": {"title": "objects (ground truth count)"},
+            "height": 360,
+        },
+        config={"displayModeBar": False},
+    )
+
+
+def _review_buttons(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
+    fields = ctx.panel.get_state("fields") or []
+    focus = ctx.panel.get_state("focus_field")
+    if len(fields) > 2:
+        panel.enum(
+            "focus_field",
+            fields[1:],
+            label="Review against the baseline",
+            default=focus,
+            view=types.DropdownView(),
+            on_change=owner.select_focus,
+        )
+    base = fields[0] if fields else "baseline"
+    row = panel.h_stack("review", gap=2, align_x="left")
+    row.btn(
+        "recovered",
+        label=f"Recovered by {focus}",
+        icon="add_circle_outline",
+        variant="contained",
+        on_click=owner.show_recovered,
+    )
+    row.btn(
+        "lost",
+        label=f"Lost by {focus}",
+        icon="remove_circle_outline",
+        variant="outlined",
+        on_click=owner.show_lost,
+    )
+    row.btn(
+        "model_evaluation",
+        label=f"Model Evaluation: {base} vs {focus}",
+        icon="ssid_chart",
+        variant="outlined",
+        on_click=owner.open_model_evaluation,
+    )
+    row.btn("clear", label="Clear view", icon="clear", on_click=owner.clear_view)
+    row.btn("refresh", label="Refresh", icon="refresh", on_click=owner.refresh)
