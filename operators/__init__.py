@@ -9,6 +9,9 @@ def register_plugin(plugin: Any) -> None:
     """Registers every operator and panel of the plugin on ``plugin``."""
     from .compare_operator import CompareRuns
     from .compare_panel import ComparisonPanel
+    from .run_inference import RunBaselineInference, RunSlicedInference
 
+    plugin.register(RunSlicedInference)
+    plugin.register(RunBaselineInference)
     plugin.register(CompareRuns)
     plugin.register(ComparisonPanel)
