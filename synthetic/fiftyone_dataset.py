@@ -1,0 +1,137 @@
+"""Loads a folder written by ``write_dataset`` as a FiftyOne dataset.
+
+The only module of the generator that imports FiftyOne. Boxes and masks are
+built from the same integer pixel box, so a detection's mask covers exactly
+its ``bounding_box`` (relative ``[x, y, w, h]``) and has its pixel size.
+
+Example::
+
+    from sliced_inference.synthetic import write_dataset, load_fiftyone_dataset
+
+    write_dataset("/tmp/synth", num_images=4)
+    dataset = load_fiftyone_dataset("/tmp/synth", name="synth", overwrite=True)
+    print(dataset.count("ground_truth.detections"))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import fiftyone as fo
+import numpy as np
+
+from .export import COCO_FILENAME, decode_coco_rle
+from .scenes import Scene
+from .shapes import CLASSES
+
+GT_FIELD = "ground_truth"
+
+
+def detection(
+    label: str, box: Sequence[int], mask: np.ndarray | None, width: int, height: int
+) -> fo.Detection:
+    """A ``fo.Detection`` from an integer pixel ``xyxy`` box and its cropped mask.
+
+    Example::
+
+        >>> d = detection("car", (10, 20, 30, 30), None, 100, 100)
+        >>> d.bounding_box
+        [0.1, 0.2, 0.2, 0.1]
+    """
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if mask is not None and mask.shape != (y1 - y0, x1 - x0):
+        raise ValueError(f"mask shape {mask.shape} does not match box {box}")
+    return fo.Detection(
+        label=label,
+        bounding_box=[x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height],
+        mask=None if mask is None else np.asarray(mask, dtype=bool),
+        area=None if mask is None else int(mask.sum()),
+    )
+
+
+def scene_to_detections(scene: Scene, with_masks: bool = True) -> fo.Detections:
+    """A scene's ground truth as ``fo.Detections``.
+
+    Example::
+
+        >>> from sliced_inference.synthetic import generate_scene
+        >>> dets = scene_to_detections(generate_scene(0, 400, 300))
+        >>> len(dets.detections) > 0
+        True
+    """
+    return fo.Detections(
+        detections=[
+            detection(
+                label, box, mask if with_masks else None, scene.width, scene.height
+            )
+            for box, mask, label in zip(
+                scene.boxes, scene.masks, scene.labels, strict=True
+            )
+        ]
+    )
+
+
+def load_fiftyone_dataset(
+    out_dir: str | Path,
+    name: str | None = None,
+    overwrite: bool = False,
+    persistent: bool = False,
+    with_masks: bool = True,
+) -> fo.Dataset:
+    """A FiftyOne dataset of a folder written by ``write_dataset``.
+
+    Args:
+        out_dir: the folder holding ``coco.json`` and the images.
+        name: dataset name; ``None`` lets FiftyOne choose one.
+        overwrite: replace an existing dataset of that name (otherwise an
+            existing name is an error).
+        persistent: keep the dataset after the process exits.
+        with_masks: attach instance masks (they cost memory and database space).
+
+    Returns:
+        A dataset with a ``ground_truth`` field of ``fo.Detections``, image
+        metadata, the generator's seed per sample and ``default_classes``.
+
+    Example::
+
+        dataset = load_fiftyone_dataset("/tmp/synth", name="synth", overwrite=True)
+    """
+    root = Path(out_dir).resolve()
+    coco = json.loads((root / COCO_FILENAME).read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    by_image: dict[int, list[dict]] = {}
+    for ann in coco["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+
+    if name is not None and fo.dataset_exists(name):
+        if not overwrite:
+            raise ValueError(
+                f"dataset {name!r} exists; pass overwrite=True to replace it"
+            )
+        fo.delete_dataset(name)
+    dataset = fo.Dataset(name, persistent=persistent)
+    dataset.default_classes = list(CLASSES)
+    dataset.info = {"generator": "sliced_inference.synthetic", **coco.get("info", {})}
+
+    samples = []
+    for img in coco["images"]:
+        width, height = int(img["width"]), int(img["height"])
+        dets = []
+        for ann in by_image.get(img["id"], []):
+            x0, y0, w, h = (int(v) for v in ann["bbox"])
+            box = (x0, y0, x0 + w, y0 + h)
+            mask = decode_coco_rle(ann["segmentation"], box) if with_masks else None
+            dets.append(detection(names[ann["category_id"]], box, mask, width, height))
+        samples.append(
+            fo.Sample(
+                filepath=str(root / img["file_name"]),
+                metadata=fo.ImageMetadata(width=width, height=height, num_channels=3),
+                seed=int(img.get("seed", -1)),
+                **{GT_FIELD: fo.Detections(detections=dets)},
+            )
+        )
+    dataset.add_samples(samples)
+    dataset.save()
+    return dataset
