@@ -58,7 +58,7 @@ class CompareRuns(foo.Operator):
             max_preds=int(params.get("max_preds", 1000)),
         )
         if not ctx.delegated:
-            open_comparison_panel(ctx, comparison.key)
+            open_comparison_panel(ctx)
             ctx.trigger("reload_dataset")
         return {
             "comparison_key": comparison.key,
@@ -123,12 +123,10 @@ def detection_fields(samples: fo.core.collections.SampleCollection) -> list[str]
     return sorted(schema)
 
 
-def open_comparison_panel(ctx: Any, comparison_key: str | None) -> None:
-    """Opens the comparison panel on ``comparison_key`` (reopening it if open)."""
+def open_comparison_panel(ctx: Any) -> None:
+    """(Re)opens the comparison panel, so that it loads the newest comparison."""
     ctx.ops.close_panel(name=PANEL_NAME)
-    ctx.ops.open_panel(
-        PANEL_NAME, layout="horizontal", state={"comparison_key": comparison_key}
-    )
+    ctx.ops.open_panel(PANEL_NAME, layout="horizontal")
 
 
 def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:

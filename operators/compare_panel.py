@@ -30,6 +30,8 @@ MODEL_EVALUATION_PANEL = "model_evaluation_panel_builtin"
 #: Metrics the AP-by-size plot can show: state value -> axis title.
 PLOT_METRICS = {"mAP": "AP@[.50:.95]", "AP50": "AP@0.50", "recall": "Recall"}
 _OPERATOR_URI = "@slicer/sliced-inference/compare_runs"
+#: Label of the difference rows that follow each run after the baseline.
+_DELTA = "  Δ vs baseline"
 _METRIC_COLUMNS = {
     "run": "Run",
     "iou_type": "IoU of",
@@ -37,6 +39,14 @@ _METRIC_COLUMNS = {
     "AP50": "AP50",
     "precision": "Precision",
     "recall": "Recall",
+    "tp": "TP",
+    "fp": "FP",
+    "fn": "FN",
+}
+_SIZE_COLUMNS = {
+    "size": "Objects (GT)",
+    "run": "Run",
+    **PLOT_METRICS,
     "tp": "TP",
     "fp": "FP",
     "fn": "FN",
@@ -150,14 +160,17 @@ class ComparisonPanel(foo.Panel):
         comparison = self._comparison(ctx)
         if comparison is None:
             return
-        other = comparison.run(self._focus(ctx, comparison))
-        ctx.ops.close_panel(name=MODEL_EVALUATION_PANEL)
-        ctx.ops.open_panel(
-            MODEL_EVALUATION_PANEL,
-            layout="horizontal",
-            state=model_evaluation_state(
-                ctx.dataset, comparison.baseline.eval_key, other.eval_key
-            ),
+        focus = self._focus(ctx, comparison)
+        ctx.ops.set_spaces(
+            spaces=evaluation_spaces(
+                ctx.dataset,
+                model_evaluation_state(
+                    ctx.dataset,
+                    comparison.baseline.eval_key,
+                    comparison.run(focus).eval_key,
+                ),
+                {"comparison_key": comparison.key, "focus_field": focus},
+            )
         )
 
     def rerun(self, ctx: Any) -> None:
@@ -185,9 +198,10 @@ class ComparisonPanel(foo.Panel):
             _empty_state(panel, ctx.panel.get_state("eval_keys") or [])
         else:
             _header(panel, ctx, self)
-            _tables(panel)
-            _plot(panel, ctx, self)
             _review_buttons(panel, ctx, self)
+            _metrics_table(panel)
+            _plot(panel, ctx, self)
+            _size_and_speed_tables(panel)
         return types.Property(
             panel, view=types.GridView(orientation="vertical", gap=2, padding=2)
         )
@@ -240,7 +254,7 @@ def metric_rows(comparison: Comparison) -> list[dict[str, str]]:
         if diff is not None:
             rows.append(
                 {
-                    "run": f"Δ {run.field} − {comparison.baseline.field}",
+                    "run": _DELTA,
                     "iou_type": "",
                     **{
                         k: fmt_delta(diff[k])
@@ -253,19 +267,30 @@ def metric_rows(comparison: Comparison) -> list[dict[str, str]]:
 
 
 def size_rows(comparison: Comparison) -> list[dict[str, str]]:
-    """Rows of the by-size table: AP, AP50 and recall per size, and differences."""
+    """Rows of the by-size table: per size, each run and its difference to the baseline."""
     rows = []
     diffs = [None, *comparison.differences()]
-    for run, diff in zip(comparison.runs, diffs, strict=True):
-        row = {"run": run.field}
-        for size, m in run.by_size.items():
-            row |= {f"{size}_{k}": fmt(getattr(m, k)) for k in PLOT_METRICS}
-        rows.append(row)
-        if diff is not None:
-            row = {"run": f"Δ {run.field} − {comparison.baseline.field}"}
-            for size, d in diff["by_size"].items():
-                row |= {f"{size}_{k}": fmt_delta(d[k]) for k in PLOT_METRICS}
-            rows.append(row)
+    for size, count in comparison.size_counts().items():
+        for run, diff in zip(comparison.runs, diffs, strict=True):
+            m = run.by_size[size]
+            rows.append(
+                {
+                    "size": f"{size} ({count})",
+                    "run": run.field,
+                    **{k: fmt(getattr(m, k)) for k in PLOT_METRICS},
+                    **{k: str(getattr(m, k)) for k in ("tp", "fp", "fn")},
+                }
+            )
+            if diff is not None:
+                d = diff["by_size"][size]
+                rows.append(
+                    {
+                        "size": "",
+                        "run": _DELTA,
+                        **{k: fmt_delta(d[k]) for k in PLOT_METRICS},
+                        **{k: fmt_delta(d[k], 0) for k in ("tp", "fp", "fn")},
+                    }
+                )
     return rows
 
 
@@ -308,7 +333,7 @@ def plot_traces(comparison: Comparison, metric: str = "mAP") -> list[dict[str, A
 def model_evaluation_state(
     dataset: Any, eval_key: str, compare_key: str
 ) -> dict[str, Any]:
-    """Initial state of FiftyOne's Model Evaluation panel: ``eval_key`` vs ``compare_key``.
+    """State of FiftyOne's Model Evaluation panel showing ``eval_key`` vs ``compare_key``.
 
     The built-in panel reads ``view.page``, ``view.key``, ``view.id`` and
     ``view.compareKey``, and skips its own reset when ``view.init`` is set.
@@ -322,6 +347,31 @@ def model_evaluation_state(
             "init": True,
         }
     }
+
+
+def evaluation_spaces(
+    dataset: Any, evaluation_state: dict[str, Any], comparison_state: dict[str, Any]
+) -> Any:
+    """App layout: samples on the left; this panel and Model Evaluation (shown) on the right.
+
+    Python panels take their initial state from a space's ``Panel.state`` under
+    the key ``"state"``; ``ctx.ops.open_panel(..., state=...)`` does not reach
+    them in the grid (FiftyOne 1.x), hence a whole layout rather than one panel.
+    """
+    import fiftyone as fo
+
+    samples = fo.Panel(type="Samples", pinned=True)
+    ours = fo.Panel(type=PANEL_NAME, state={"state": comparison_state})
+    evaluation = fo.Panel(
+        type=MODEL_EVALUATION_PANEL, state={"state": evaluation_state}
+    )
+    return fo.Space(
+        children=[
+            fo.Space(children=[samples], active_child=samples.component_id),
+            fo.Space(children=[ours, evaluation], active_child=evaluation.component_id),
+        ],
+        orientation="horizontal",
+    )
 
 
 def _empty_state(panel: types.Object, eval_keys: list[str]) -> None:
@@ -373,17 +423,17 @@ def _header(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
     panel.md(ctx.panel.get_state("summary") or "", name="summary")
 
 
-def _tables(panel: types.Object) -> None:
+def _metrics_table(panel: types.Object) -> None:
     metrics = types.TableView()
     for key, label in _METRIC_COLUMNS.items():
         metrics.add_column(key, label=label)
     panel.list("metrics_table", types.Object(), view=metrics, label="Metrics")
 
+
+def _size_and_speed_tables(panel: types.Object) -> None:
     sizes = types.TableView()
-    sizes.add_column("run", label="Run")
-    for size in SIZES:
-        for key, label in PLOT_METRICS.items():
-            sizes.add_column(f"{size}_{key}", label=f"{size} {label}")
+    for key, label in _SIZE_COLUMNS.items():
+        sizes.add_column(key, label=label)
     panel.list("size_table", types.Object(), view=sizes, label="By object size")
 
     speed = types.TableView()
@@ -410,6 +460,7 @@ def _plot(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
             "yaxis": {"title": PLOT_METRICS.get(metric, metric), "range": [0, 1.05]},
             "xaxis": {"title": "objects (ground truth count)"},
             "height": 360,
+            "margin": {"t": 48, "b": 48, "l": 56, "r": 16},
         },
         config={"displayModeBar": False},
     )

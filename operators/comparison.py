@@ -550,7 +550,7 @@ def _evaluate_run(
     results = samples.evaluate_detections(pred_field, eval_key=eval_key, **options)
     by_size = {}
     for size, (low, high) in size_ranges(size_thresholds).items():
-        view = _size_view(samples, [gt_field, pred_field], low, high)
+        view = size_view(samples, [gt_field, pred_field], low, high)
         by_size[size] = Metrics.from_results(
             view.evaluate_detections(pred_field, eval_key=None, **options)
         )
@@ -583,13 +583,22 @@ def size_ranges(
     }
 
 
-def _size_view(
+def size_view(
     samples: fo.core.collections.SampleCollection,
     fields: Sequence[str],
     low: float,
     high: float,
 ) -> fo.DatasetView:
-    """``samples`` with only the objects of ``fields`` whose box area is in ``[low, high)``."""
+    """``samples`` with only the objects of ``fields`` whose box area is in ``[low, high)``.
+
+    Areas are box areas in pixels (``metadata`` must be computed); samples
+    without such objects stay, with empty fields.
+
+    Example::
+
+        >>> small = size_view(dataset, ["ground_truth"], 0, 32**2)  # doctest: +SKIP
+        >>> small.count("ground_truth.detections")  # doctest: +SKIP
+    """
     area = (
         F("bounding_box")[2]
         * F("$metadata.width")
