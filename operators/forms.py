@@ -18,6 +18,7 @@ from typing import Any
 
 import fiftyone.operators.types as types
 
+from ..slicer.merge import METRICS, STRATEGIES
 from ..slicer.models.ultralytics import ULTRALYTICS_SUFFIXES
 from .inference import label_field_problem
 
@@ -25,15 +26,6 @@ from .inference import label_field_problem
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: Targets with more samples default to delegated execution in the App.
 DELEGATE_ABOVE = 50
-#: Merge strategies of the engine (``slicer.merge``), with a word on each.
-MERGE_STRATEGIES = {
-    "provenance": "tile-aware: keeps the best complete detection of each object",
-    "nms": "non-maximum suppression (drop the lower-scored duplicate)",
-    "nmm": "non-maximum merging (union boxes of duplicates)",
-    "greedy_nmm": "greedy non-maximum merging (SAHI's default)",
-    "none": "keep every tile's detections",
-}
-MERGE_METRICS = {"iou": "intersection over union", "ios": "intersection over smaller"}
 #: Devices offered; any torch device string may be typed in.
 DEVICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -183,24 +175,24 @@ def merge_inputs(inputs: types.Object) -> None:
     """How duplicates across tiles are merged."""
     inputs.enum(
         "merge",
-        list(MERGE_STRATEGIES),
+        list(STRATEGIES),
         default="provenance",
         label="Merge strategy",
-        description="; ".join(f"{k}: {v}" for k, v in MERGE_STRATEGIES.items()),
+        description="; ".join(f"{k}: {v}" for k, v in STRATEGIES.items()),
         view=types.DropdownView(),
     )
     inputs.enum(
         "merge_metric",
-        list(MERGE_METRICS),
+        list(METRICS),
         default="iou",
         label="Match metric",
-        description="; ".join(f"{k}: {v}" for k, v in MERGE_METRICS.items()),
+        description="; ".join(f"{k}: {v}" for k, v in METRICS.items()),
         view=types.DropdownView(),
     )
     inputs.float(
         "merge_threshold",
         default=0.5,
-        min=0.0,
+        min=0.01,
         max=1.0,
         label="Merge threshold",
         description="Overlap above which two detections are the same object",

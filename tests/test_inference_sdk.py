@@ -46,18 +46,22 @@ def dataset(session_dir: Path) -> fo.Dataset:
 
 
 @pytest.fixture(scope="module")
-def labelled(dataset: fo.Dataset, det_model_path: Path, seg_model_path: Path):
-    """Baseline and sliced runs of both bundled models (written once)."""
+def labelled(dataset: fo.Dataset, det_model_path: Path):
+    """Baseline and sliced runs of the bundled detector (written once)."""
     summaries = {
         "baseline": si.apply_baseline_model(dataset, str(det_model_path), "baseline"),
         "sliced": si.apply_sliced_model(
             dataset, str(det_model_path), "sliced", slice_wh=640, overlap=0.2
         ),
-        "seg_sliced": si.apply_sliced_model(
-            dataset, str(seg_model_path), "seg_sliced", slice_wh=640
-        ),
     }
     return dataset, summaries
+
+
+@pytest.fixture(scope="module")
+def segmented(dataset: fo.Dataset, seg_model_path: Path) -> fo.Dataset:
+    """Sliced runs of the bundled segmentation model (written once)."""
+    si.apply_sliced_model(dataset, str(seg_model_path), "seg_sliced", slice_wh=640)
+    return dataset
 
 
 def _center_model(with_masks: bool = False) -> CallableModel:
@@ -88,12 +92,16 @@ def _clone(dataset: fo.Dataset, name: str) -> fo.Dataset:
 
 def test_fields_are_detections_with_review_attributes(labelled) -> None:
     dataset, summaries = labelled
-    for field in ("baseline", "sliced", "seg_sliced"):
+    for field in ("baseline", "sliced"):
         assert dataset.get_field(field).document_type is fo.Detections
         assert summaries[field].processed == len(dataset) == 3
         assert not summaries[field].errors
         boxes = np.array(
-            dataset.values(f"{field}.detections.bounding_box", unwind=True)
+            [
+                b
+                for boxes in dataset.values(f"{field}.detections.bounding_box")
+                for b in boxes
+            ]
         )
         assert len(boxes) > 0
         assert boxes.min() >= 0.0
@@ -116,8 +124,9 @@ def test_sliced_finds_more_small_objects_than_baseline(labelled) -> None:
     assert tp["sliced"] > tp["baseline"], tp
 
 
-def test_masks_cover_exactly_their_integer_box(labelled) -> None:
-    dataset, _ = labelled
+def test_masks_cover_exactly_their_integer_box(segmented: fo.Dataset) -> None:
+    dataset = segmented
+    assert dataset.get_field("seg_sliced").document_type is fo.Detections
     checked = 0
     for sample in dataset.select_fields("seg_sliced"):
         width, height = sample.metadata.width, sample.metadata.height
@@ -150,7 +159,7 @@ def test_run_is_recorded_and_listed(labelled, det_model_path: Path) -> None:
     assert info["seconds"] > 0 and info["images_per_second"] > 0
     assert info["started_at"] < info["finished_at"]
     assert si.get_run_info(dataset, "baseline")["kind"] == "baseline"
-    assert {"baseline", "sliced", "seg_sliced"} <= set(si.list_runs(dataset))
+    assert {"baseline", "sliced"} <= set(si.list_runs(dataset))
     assert si.get_run_info(dataset, "no_such_field") is None
     assert summaries["sliced"].to_dict()["processed"] == 3
 
@@ -402,3 +411,13 @@ def test_sliced_run_options_reach_the_engine(dataset: fo.Dataset) -> None:
     )
     assert set(tiles_seen) == {(512, 512)}
     assert summary.num_detections == 0  # all below the confidence threshold
+
+
+def test_transformers_model_directory(dataset: fo.Dataset, tiny_detr_dir: Path) -> None:
+    ds = _clone(dataset, "sdk-transformers").limit(1)
+    summary = si.apply_sliced_model(
+        ds, str(tiny_detr_dir), "detr", slice_wh=640, confidence=0.0
+    )
+    assert summary.processed == 1 and summary.num_detections > 0
+    assert set(ds.distinct("detr.detections.label")) <= {"car", "truck"}
+    assert si.get_run_info(ds, "detr")["model"] == str(tiny_detr_dir)
