@@ -173,21 +173,21 @@ def slicing_inputs(inputs: types.Object) -> None:
 
 def merge_inputs(inputs: types.Object) -> None:
     """How duplicates across tiles are merged."""
-    inputs.enum(
+    _choice(
+        inputs,
         "merge",
-        list(STRATEGIES),
-        default="provenance",
-        label="Merge strategy",
-        description="; ".join(f"{k}: {v}" for k, v in STRATEGIES.items()),
-        view=types.DropdownView(),
+        STRATEGIES,
+        "provenance",
+        "Merge strategy",
+        "How duplicates across tile borders become one detection",
     )
-    inputs.enum(
+    _choice(
+        inputs,
         "merge_metric",
-        list(METRICS),
-        default="iou",
-        label="Match metric",
-        description="; ".join(f"{k}: {v}" for k, v in METRICS.items()),
-        view=types.DropdownView(),
+        METRICS,
+        "iou",
+        "Match metric",
+        "Overlap measure of nms / nmm / greedy_nmm (provenance uses IoU)",
     )
     inputs.float(
         "merge_threshold",
@@ -264,7 +264,7 @@ def prelabel_inputs(inputs: types.Object) -> None:
         types.String(),
         label="Tag labelled samples",
         description="Tags added to every sample the run labels, e.g. 'to_review'",
-        view=types.TagsView(),
+        view=types.AutocompleteView(allow_user_input=True, allow_duplicates=False),
     )
 
 
@@ -292,3 +292,25 @@ def sharding_inputs(ctx: Any, inputs: types.Object) -> bool:
 def device_param(value: Any) -> str | None:
     """The SDK's ``device`` for the form's value (``"auto"`` and empty -> ``None``)."""
     return None if value in (None, "", "auto") else str(value)
+
+
+def _choice(
+    inputs: types.Object,
+    name: str,
+    choices: dict[str, str],
+    default: str,
+    label: str,
+    description: str,
+) -> None:
+    """A dropdown whose options carry their own one-line description."""
+    view = types.DropdownView()
+    for value, text in choices.items():
+        view.add_choice(value, label=value, description=text)
+    inputs.enum(
+        name,
+        view.values(),
+        default=default,
+        label=label,
+        description=description,
+        view=view,
+    )
