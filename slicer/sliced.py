@@ -211,11 +211,19 @@ def _predict_tiles(
 ) -> Iterator[Predictions]:
     height, width = image.shape[:2]
     interior = interior_edges(tiles, (width, height))
-    for index, crops in iter_tile_batches(image, tiles, options.batch_size):
-        outputs = model.predict_tiles(
+    batches = list(iter_tile_batches(image, tiles, options.batch_size))
+    crops = (crops for _, crops in batches)
+    if hasattr(model, "predict_batches"):
+        outputs = model.predict_batches(
             crops, imgsz=options.imgsz, confidence=options.confidence
         )
-        for t, preds in zip(index, outputs, strict=True):
+    else:
+        outputs = (
+            model.predict_tiles(c, imgsz=options.imgsz, confidence=options.confidence)
+            for c in crops
+        )
+    for (index, _), batch_outputs in zip(batches, outputs, strict=True):
+        for t, preds in zip(index, batch_outputs, strict=True):
             preds.tile_index = np.full(len(preds), t, dtype=np.int32)
             preds.truncated = mark_truncated(preds, tiles[t], interior[t])
             yield preds.shifted(int(tiles[t, 0]), int(tiles[t, 1]))

@@ -10,7 +10,9 @@ Other Ultralytics models (RT-DETR, ...) go through ``YOLO.predict``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,8 @@ class UltralyticsModel:
         half: run in float16 (GPU only).
         iou: IoU of the model's own per-tile NMS.
         max_det: most detections per tile.
+        parallel: on a CPU, run two batches at once on half the cores each
+            (see ``predict_batches``).
 
     Example::
 
@@ -78,6 +82,7 @@ class UltralyticsModel:
         half: bool = False,
         iou: float = 0.7,
         max_det: int = 300,
+        parallel: bool = True,
     ) -> None:
         if yolo.task not in ("detect", "segment"):
             raise ModelLoadError(
@@ -92,6 +97,9 @@ class UltralyticsModel:
         self.class_names = {int(k): str(v) for k, v in yolo.names.items()}
         self.default_imgsz = _trained_imgsz(yolo)
         self._net = self._prepare_network()
+        self.parallel = parallel
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_threads = 0
 
     def _prepare_network(self) -> Any | None:
         """The fused torch network for the fast path, or None to use ``YOLO.predict``."""
@@ -100,9 +108,14 @@ class UltralyticsModel:
         net = self.yolo.model
         if type(net) not in (DetectionModel, SegmentationModel):
             return None
+        import torch
+
         net = net.fuse(verbose=False) if hasattr(net, "fuse") else net
         net = net.to(self.device).eval()
-        return net.half() if self.half else net.float()
+        net = net.half() if self.half else net.float()
+        # NHWC convolutions: faster on CPU (oneDNN) and on recent GPUs, and our
+        # uint8 NHWC tiles need no transposing copy to get there.
+        return net.to(memory_format=torch.channels_last)
 
     def predict_tiles(
         self,
@@ -116,15 +129,11 @@ class UltralyticsModel:
             return []
         if self._net is None:
             return self._predict_with_ultralytics(tiles, imgsz, confidence)
-        import torch
         from ultralytics.utils.nms import non_max_suppression
 
         tile_h, tile_w = tiles[0].shape[:2]
-        scale = input_scale((tile_h, tile_w), imgsz)
-        batch = _stack_resized(tiles, scale)
-        x = self._to_input(batch)
-        with torch.inference_mode():
-            output = self._net(x)
+        x, scale = self.prepare_batch(tiles, imgsz)
+        output = self.forward(x)
         if self.segments:
             # Mirrors SegmentationPredictor: protos sit in a nested tuple for
             # PyTorch models and beside the boxes otherwise.
@@ -141,11 +150,82 @@ class UltralyticsModel:
         results = []
         for i, det in enumerate(detections):
             det = det.float().cpu().numpy()
-            proto = protos[i].float().cpu().numpy() if self.segments else None
+            proto = (
+                protos[i].float().cpu().contiguous().numpy() if self.segments else None
+            )
             results.append(
                 self._to_predictions(det, proto, scale, (tile_h, tile_w), x.shape[2:])
             )
         return results
+
+    def predict_batches(
+        self,
+        batches: Iterable[Sequence[np.ndarray]],
+        *,
+        imgsz: int | None = None,
+        confidence: float = 0.25,
+    ) -> Iterator[list[Predictions]]:
+        """``predict_tiles`` on each batch, in order; on a multi-core CPU two
+        batches run at once, each on half the cores.
+
+        Two forward passes side by side keep both halves of the CPU busy
+        through the many small layers where one pass on all cores waits at
+        thread barriers. Each pass always runs with the same thread count, so
+        the results do not depend on the order batches finish in.
+        """
+        run = partial(self.predict_tiles, imgsz=imgsz, confidence=confidence)
+        yield from self.map_batches(run, batches)
+
+    def map_batches(
+        self, fn: Callable[[Any], Any], items: Iterable[Any]
+    ) -> Iterator[Any]:
+        """``map(fn, items)`` in order, two at a time on a multi-core CPU (see above)."""
+        pool = self._cpu_pool()
+        if pool is None:
+            yield from map(fn, items)
+        else:
+            yield from pool.map(fn, items)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A thread pool cannot be copied or pickled; a copy makes its own.
+        return {**self.__dict__, "_pool": None, "_pool_threads": 0}
+
+    def _cpu_pool(self) -> ThreadPoolExecutor | None:
+        """Two workers with half the torch threads each, or None (GPU, one core)."""
+        if not self.parallel or self._net is None or self.device != "cpu":
+            return None
+        import torch
+
+        threads = torch.get_num_threads()
+        if threads < 2:
+            return None
+        if self._pool is None or self._pool_threads != threads:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+            per_worker = threads // 2
+            self._pool = ThreadPoolExecutor(
+                2,
+                thread_name_prefix="sliced-inference",
+                initializer=torch.set_num_threads,  # thread-local in OpenMP
+                initargs=(per_worker,),
+            )
+            self._pool_threads = threads
+        return self._pool
+
+    def prepare_batch(
+        self, tiles: Sequence[np.ndarray], imgsz: int | None = None
+    ) -> tuple[Any, float]:
+        """Same-shaped RGB tiles -> the network's input tensor and the tile-to-input scale."""
+        tile_h, tile_w = tiles[0].shape[:2]
+        scale = input_scale((tile_h, tile_w), imgsz)
+        return self._to_input(_stack_resized(tiles, scale)), scale
+
+    def forward(self, x: Any) -> Any:
+        """The network's raw output for an input from ``prepare_batch``."""
+        import torch
+
+        with torch.inference_mode():
+            return self._net(x)
 
     def _to_input(self, batch: np.ndarray) -> Any:
         """uint8 NHWC batch -> normalised NCHW tensor padded to the network stride."""
@@ -158,12 +238,14 @@ class UltralyticsModel:
             math.ceil(h / stride) * stride - h,
             math.ceil(w / stride) * stride - w,
         )
+        # NHWC uint8 viewed as NCHW: already channels-last in memory, no copy.
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
         if pad_h or pad_w:
             # Bottom/right padding keeps tile coordinates unchanged.
             x = F.pad(x, (0, pad_w, 0, pad_h), value=_PAD_VALUE)
+        x = x.contiguous(memory_format=torch.channels_last)
         x = x.half() if self.half else x.float()
-        return x.div_(255.0).contiguous()
+        return x.div_(255.0)
 
     def _to_predictions(
         self,
@@ -231,17 +313,16 @@ def decode_masks(
     """Instance masks of YOLO-seg detections, decoded only inside each box.
 
     Samples ``coefficients @ proto`` bilinearly at the tile pixels of each
-    box (as Ultralytics' upsampling does at input resolution), so a mask costs
-    its box's area, never the tile's or the image's.
+    box (as Ultralytics' upsampling does at input resolution). Only the proto
+    cells under the box (plus the one neighbour bilinear sampling reads) are
+    combined, so a mask costs its box's area, never the tile's or the image's.
 
     Returns:
         one bool mask per detection and the int ``xyxy`` tile-pixel box it covers.
     """
     n_coef, proto_h, proto_w = proto.shape
-    logits = coefficients @ proto.reshape(n_coef, -1)
-    logits = logits.reshape(-1, proto_h, proto_w)
     tile_h, tile_w = tile_hw
-    # tile pixel -> proto pixel: (u + 0.5) * step - 0.5 (half-pixel centres)
+    # tile pixel u -> proto coordinate (u + 0.5) * step - 0.5 (half-pixel centres)
     step_x = scale * proto_w / input_hw[1]
     step_y = scale * proto_h / input_hw[0]
     mask_boxes = np.stack(
@@ -255,12 +336,29 @@ def decode_masks(
     ).astype(np.int32)
     mask_boxes[:, [0, 2]] = mask_boxes[:, [0, 2]].clip(0, tile_w)
     mask_boxes[:, [1, 3]] = mask_boxes[:, [1, 3]].clip(0, tile_h)
+    # The proto cells each box's samples read: [floor(first), floor(last) + 1].
+    first_x = (mask_boxes[:, 0] + 0.5) * step_x - 0.5
+    last_x = (mask_boxes[:, 2] - 0.5) * step_x - 0.5
+    first_y = (mask_boxes[:, 1] + 0.5) * step_y - 0.5
+    last_y = (mask_boxes[:, 3] - 0.5) * step_y - 0.5
+    cell_x0 = np.clip(np.floor(first_x).astype(np.int64) - 1, 0, proto_w - 1)
+    cell_x1 = np.clip(np.floor(last_x).astype(np.int64) + 2, 1, proto_w)
+    cell_y0 = np.clip(np.floor(first_y).astype(np.int64) - 1, 0, proto_h - 1)
+    cell_y1 = np.clip(np.floor(last_y).astype(np.int64) + 2, 1, proto_h)
     masks = []
-    for logit, (x0, y0, x1, y1), box in zip(logits, mask_boxes, boxes, strict=True):
+    for i, (x0, y0, x1, y1) in enumerate(mask_boxes):
+        if x1 <= x0 or y1 <= y0:
+            masks.append(np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), bool))
+            continue
+        cx0, cx1, cy0, cy1 = cell_x0[i], cell_x1[i], cell_y0[i], cell_y1[i]
+        window = proto[:, cy0:cy1, cx0:cx1]
+        logit = (coefficients[i] @ window.reshape(n_coef, -1)).reshape(
+            cy1 - cy0, cx1 - cx0
+        )
         affine = np.array(
             [
-                [step_x, 0, (x0 + 0.5) * step_x - 0.5],
-                [0, step_y, (y0 + 0.5) * step_y - 0.5],
+                [step_x, 0, (x0 + 0.5) * step_x - 0.5 - cx0],
+                [0, step_y, (y0 + 0.5) * step_y - 0.5 - cy0],
             ],
             dtype=np.float64,
         )
@@ -273,10 +371,9 @@ def decode_masks(
         )
         mask = sampled > 0
         # Like Ultralytics' crop_mask: pixels whose index falls outside the float box are off.
-        cols = np.arange(x0, x1)
-        rows = np.arange(y0, y1)
-        mask &= ((rows >= box[1]) & (rows < box[3]))[:, None]
-        mask &= ((cols >= box[0]) & (cols < box[2]))[None, :]
+        box = boxes[i]
+        mask &= ((np.arange(y0, y1) >= box[1]) & (np.arange(y0, y1) < box[3]))[:, None]
+        mask &= ((np.arange(x0, x1) >= box[0]) & (np.arange(x0, x1) < box[2]))[None, :]
         masks.append(mask)
     return masks, mask_boxes
 
