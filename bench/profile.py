@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python -m bench.profile                       # detection, 3200x2400
-    .venv/bin/python -m bench.profile --task seg --objects 400
+    .venv/bin/python -m bench.profile --task seg --density 100
     .venv/bin/python -m bench.profile --tool sahi --size 1600 1200
 """
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", choices=["det", "seg"], default="det")
     parser.add_argument("--tool", default="ours")
     parser.add_argument("--size", nargs=2, type=int, default=[3200, 2400])
-    parser.add_argument("--objects", type=int, help="objects in the scene")
+    parser.add_argument("--density", type=float, help="small objects per megapixel")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default="cpu")
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     model = DET_MODEL if args.task == "det" else SEG_MODEL
     settings = Settings(batch_size=args.batch_size, device=args.device)
     tool = build_tool(args.tool, model, settings)
-    options = {} if args.objects is None else {"num_objects": args.objects}
+    options = {} if args.density is None else {"density": args.density}
     image = generate(7, *args.size, _class_names(model), **options)
     prepared = tool.prepare(image.image)
     settings.pin_threads()

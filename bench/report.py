@@ -16,6 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 GIB = 1024**3
 MIB = 1024**2
 FLOOR = "forward only"
+#: Hand-written findings (profiles, what bounds each target), appended to the report.
+ANALYSIS = REPO_ROOT / "bench" / "analysis.md"
 TOOL_TITLES = {
     "ours": "ours",
     "sahi": "SAHI",
@@ -93,6 +95,8 @@ def render(
     machine_end = 5 + len(_machine(meta))
     out = out[:machine_end] + _targets(targets) + out[machine_end:]
     out += _method()
+    if ANALYSIS.is_file():
+        out += ["", ANALYSIS.read_text().strip()]
     return "\n".join(out) + "\n"
 
 
@@ -131,37 +135,49 @@ def _section(section: Any, targets: list) -> list[str]:
     header += [TOOL_TITLES[t] for t in tools] + [FLOOR]
     header += [f"vs {TOOL_TITLES[p]}" for p in peers] + ["ours / forward"]
     out += [_row(header), _row(["---"] * len(header))]
+    timed = tools + [FLOOR]
     for run in section.runs:
         cells = [run.image, run.tiles, run.objects]
-        cells += [_s(run.seconds.get(t)) for t in tools + [FLOOR]]
-        cells += [_x(run.seconds[p] / run.seconds["ours"]) for p in peers]
-        cells += [_x(run.seconds["ours"] / run.seconds[FLOOR])]
+        cells += [_s(run.seconds.get(t), "not run") for t in timed]
+        cells += [_ratio(run, p, "ours") for p in peers]
+        cells += [_ratio(run, "ours", FLOOR)]
         out.append(_row(cells))
-    total = {t: sum(r.seconds[t] for r in section.runs) for t in tools + [FLOOR]}
+    total = {t: sum(r.seconds.get(t, 0.0) for r in section.runs) for t in timed}
     tiles = sum(r.tiles for r in section.runs)
     cells = ["**all images**", tiles, sum(r.objects for r in section.runs)]
-    cells += [_s(total[t]) for t in tools + [FLOOR]]
-    cells += [_x(total[p] / total["ours"]) for p in peers]
-    cells += [_x(total["ours"] / total[FLOOR])]
+    cells += [_s(total[t]) + _partial(section.runs, t) for t in timed]
+    cells += [_x(_pooled_ratio(section.runs, p, "ours")) for p in peers]
+    cells += [_x(_pooled_ratio(section.runs, "ours", FLOOR))]
     out += [_row(cells), ""]
+    skipped = [t for t in timed if _partial(section.runs, t)]
+    if skipped:
+        out += [
+            "`not run`: supervision's default dense masks would need more than "
+            "3 GiB for its mask NMS there (a float32 matrix of one full-image mask "
+            "per detection); ratios and totals marked * use only the images a tool ran on.",
+            "",
+        ]
 
-    n = len(section.runs)
     out += [
-        "Throughput over all images of the section:",
+        "Throughput (over the images each tool ran on):",
         "",
         _row(["tool", "images/s", "tiles/s", "Mpx/s", "largest run-to-run spread"]),
         _row(["---"] * 5),
     ]
-    mpx = sum(r.width * r.height for r in section.runs) / 1e6
-    for t in tools + [FLOOR]:
-        spread = max(r.spread.get(t, 0.0) for r in section.runs)
+    for t in timed:
+        runs = [r for r in section.runs if t in r.seconds]
+        if not runs:
+            continue
+        spread = max(r.spread.get(t, 0.0) for r in runs)
+        seconds = sum(r.seconds[t] for r in runs)
+        mpx = sum(r.width * r.height for r in runs) / 1e6
         out.append(
             _row(
                 [
                     TOOL_TITLES[t],
-                    f"{n / total[t]:.3f}",
-                    f"{tiles / total[t]:.2f}",
-                    f"{mpx / total[t]:.2f}",
+                    f"{len(runs) / seconds:.3f}",
+                    f"{sum(r.tiles for r in runs) / seconds:.2f}",
+                    f"{mpx / seconds:.2f}",
                     f"{spread:.0%}",
                 ]
             )
@@ -171,17 +187,15 @@ def _section(section: Any, targets: list) -> list[str]:
     task = section.task
     fold = 2.0 if task == "segmentation" else 1.2
     for p in peers:
-        if p == "supervision-compact":
-            continue
-        ratio = total[p] / total["ours"]
+        ratio = _pooled_ratio(section.runs, p, "ours")
         targets.append(
             (
                 f"{task}: throughput >= {fold}x {TOOL_TITLES[p]} (matched)",
-                f"{ratio:.2f}x",
+                f"{ratio:.2f}x{_partial(section.runs, p)}",
                 ratio >= fold,
             )
         )
-    overhead = total["ours"] / total[FLOOR]
+    overhead = _pooled_ratio(section.runs, "ours", FLOOR)
     if task == "detection":
         targets.append(
             (
@@ -382,28 +396,32 @@ def _scaling(sections: Sequence[Any], density: Sequence[Any]) -> list[str]:
                 )
             )
         out.append("")
-    if density:
-        tools = list(density[0].seconds)
+    for task in dict.fromkeys(d.task for d in density):
+        runs = [d for d in density if d.task == task]
+        tools = list(runs[0].seconds)
+        peers = [t for t in tools if t != "ours"]
         out += [
-            f"Time per image against the number of objects (detection, matched settings, "
-            f"{density[0].tiles} tiles each). Fit: time = a + b * detections (ours).",
+            f"Time per image against the number of objects ({task}, matched settings, "
+            f"{runs[0].tiles} tiles each). Fit: time = a + b * detections.",
             "",
             _row(
                 [
                     "objects",
                     "detections (ours)",
                     *(f"{TOOL_TITLES[t]} (s)" for t in tools),
+                    *(f"ours vs {TOOL_TITLES[p]}" for p in peers),
                 ]
             ),
-            _row(["---"] * (2 + len(tools))),
+            _row(["---"] * (2 + len(tools) + len(peers))),
         ]
-        for d in density:
+        for d in runs:
             out.append(
                 _row(
                     [
                         d.objects,
                         d.detections["ours"],
                         *(_s(d.seconds[t]) for t in tools),
+                        *(_x(d.seconds[p] / d.seconds["ours"]) for p in peers),
                     ]
                 )
             )
@@ -413,13 +431,18 @@ def _scaling(sections: Sequence[Any], density: Sequence[Any]) -> list[str]:
             _row(["---"] * 5),
         ]
         for t in tools:
-            x = np.array([d.detections[t] for d in density], float)
-            y = np.array([d.seconds[t] for d in density])
+            x = np.array([d.detections[t] for d in runs], float)
+            y = np.array([d.seconds[t] for d in runs])
             b, a, r2 = _fit(x, y)
-            growth = _growth(x, y)
             out.append(
                 _row(
-                    [TOOL_TITLES[t], f"{b * 1e6:.1f}", f"{a:.3f}", f"{r2:.4f}", growth]
+                    [
+                        TOOL_TITLES[t],
+                        f"{b * 1e6:.1f}",
+                        f"{a:.3f}",
+                        f"{r2:.4f}",
+                        _growth(x, y),
+                    ]
                 )
             )
         out.append("")
@@ -506,12 +529,31 @@ def _growth(x: np.ndarray, y: np.ndarray) -> str:
     return "linear"
 
 
+def _ratio(run: Any, slow: str, fast: str) -> str:
+    if slow not in run.seconds or fast not in run.seconds:
+        return ""
+    return _x(run.seconds[slow] / run.seconds[fast])
+
+
+def _pooled_ratio(runs: Sequence[Any], slow: str, fast: str) -> float:
+    """Total time of ``slow`` / total of ``fast`` over the images both ran on."""
+    both = [r for r in runs if slow in r.seconds and fast in r.seconds]
+    if not both:
+        return float("nan")
+    return sum(r.seconds[slow] for r in both) / sum(r.seconds[fast] for r in both)
+
+
+def _partial(runs: Sequence[Any], tool: str) -> str:
+    """``*`` when ``tool`` did not run on every image."""
+    return "*" if any(tool not in r.seconds for r in runs) else ""
+
+
 def _row(cells: Sequence[Any]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def _s(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
+def _s(value: float | None, missing: str = "") -> str:
+    return missing if value is None else f"{value:.3f}"
 
 
 def _x(value: float) -> str:

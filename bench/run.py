@@ -40,6 +40,10 @@ DET_MODEL = REPO_ROOT / "models" / "small-objects-det.pt"
 SEG_MODEL = REPO_ROOT / "models" / "small-objects-seg.pt"
 PEERS = ("sahi", "supervision")
 FLOOR = "forward only"
+#: supervision's default (dense) masks are full-image arrays, and its mask NMS
+#: multiplies them as one float32 ``N x H*W`` matrix: images where that would
+#: pass this size are not given to it (its compact-mask mode still runs).
+DENSE_MASK_LIMIT = 3 * 1024**3
 
 
 @dataclass
@@ -48,11 +52,13 @@ class Plan:
 
     det_sizes: list[tuple[int, int]]
     seg_sizes: list[tuple[int, int]]
-    seg_objects: int | None
+    seg_density: float | None
     density_size: tuple[int, int] | None
-    density_levels: list[int]
+    density_levels: list[float]
+    seg_density_size: tuple[int, int] | None
+    seg_density_levels: list[float]
     memory_size: tuple[int, int] | None
-    memory_objects: int
+    memory_density: float
     repeats: int
     warmup: int
     seed: int = 1000
@@ -60,23 +66,27 @@ class Plan:
 
 FULL_PLAN = Plan(
     det_sizes=[(1600, 1200), (3200, 2400), (4800, 3600), (8000, 6000)],
-    seg_sizes=[(2400, 1800), (3200, 2400)],
-    seg_objects=400,
+    seg_sizes=[(1600, 1200), (2400, 1800)],
+    seg_density=100.0,
     density_size=(3200, 2400),
-    density_levels=[50, 200, 800, 1600],
+    density_levels=[10.0, 40.0, 160.0, 320.0],
+    seg_density_size=(1600, 1200),
+    seg_density_levels=[50.0, 100.0, 200.0, 400.0],
     memory_size=(8000, 6000),
-    memory_objects=800,
+    memory_density=40.0,
     repeats=3,
     warmup=1,
 )
 QUICK_PLAN = Plan(
     det_sizes=[(1280, 960)],
     seg_sizes=[(1280, 960)],
-    seg_objects=60,
+    seg_density=60.0,
     density_size=None,
     density_levels=[],
+    seg_density_size=None,
+    seg_density_levels=[],
     memory_size=None,
-    memory_objects=0,
+    memory_density=0.0,
     repeats=1,
     warmup=1,
 )
@@ -126,6 +136,7 @@ class Section:
 class DensityRun:
     """Time per image at one object count (fixed image size and tiles)."""
 
+    task: str
     objects: int
     tiles: int
     seconds: dict[str, float]
@@ -151,8 +162,11 @@ def run_section(
     totals = dict.fromkeys(tools, 0.0)
     for bench_image in images:
         _log(f"{task}: {bench_image.name}, {len(bench_image.truth)} objects")
-        prepared = {n: t.prepare(bench_image.image) for n, t in matched.items()}
-        calls = {n: partial(t.run, prepared[n]) for n, t in matched.items()}
+        runnable = {
+            n: t for n, t in matched.items() if not _too_big(n, task, bench_image)
+        }
+        prepared = {n: t.prepare(bench_image.image) for n, t in runnable.items()}
+        calls = {n: partial(t.run, prepared[n]) for n, t in runnable.items()}
         if with_floor:
             ours = matched["ours"]
             calls[FLOOR] = forward_only(ours.model, bench_image.image, ours.options)
@@ -182,6 +196,8 @@ def run_section(
     truths = [b.truth for b in images]
     masks = task == "segmentation"
     for name in tools:
+        if len(outputs[name]) < len(images):
+            continue  # not run on every image: no pooled AP to compare
         section.accuracy.append(
             _score("matched", name, truths, outputs[name], masks, totals[name])
         )
@@ -189,6 +205,21 @@ def run_section(
         model_path, images, tools, settings, masks, shared
     )
     return section
+
+
+def dense_mask_bytes(bench_image: BenchImage) -> int:
+    """Rough size of supervision's float32 mask matrix for an image (1.3 masks per object)."""
+    return int(
+        1.3 * len(bench_image.truth) * bench_image.width * bench_image.height * 4
+    )
+
+
+def _too_big(tool: str, task: str, bench_image: BenchImage) -> bool:
+    return (
+        tool == "supervision"
+        and task == "segmentation"
+        and dense_mask_bytes(bench_image) > DENSE_MASK_LIMIT
+    )
 
 
 def _default_accuracy(
@@ -205,6 +236,8 @@ def _default_accuracy(
     for name in tools:
         if name == "supervision-compact":
             continue  # same merging as supervision
+        if any(_too_big(name, "segmentation" if masks else "", b) for b in images):
+            name = "supervision-compact"
         tool = build_tool(name, model_path, defaults, shared)
         outputs, seconds = [], 0.0
         for bench_image in images:
@@ -243,23 +276,27 @@ def _score(
 
 
 def run_density(
+    task: str,
     model_path: Path,
+    size: tuple[int, int] | None,
+    levels: Sequence[float],
+    tools: Sequence[str],
     plan: Plan,
     settings: Settings,
-    class_names: dict[int, str],
     shared: dict,
 ) -> list[DensityRun]:
     """Time per image against the number of objects, at a fixed size (same tiles)."""
-    if plan.density_size is None:
+    if size is None:
         return []
-    width, height = plan.density_size
-    tools = {n: build_tool(n, model_path, settings, shared) for n in ("ours", *PEERS)}
+    width, height = size
+    class_names = _class_names(model_path)
+    tools = {n: build_tool(n, model_path, settings, shared) for n in tools}
     runs = []
-    for level in plan.density_levels:
+    for level in levels:
         bench_image = generate(
-            plan.seed + 500 + level, width, height, class_names, num_objects=level
+            plan.seed + 500 + int(level), width, height, class_names, density=level
         )
-        _log(f"density: {len(bench_image.truth)} objects")
+        _log(f"{task} density: {len(bench_image.truth)} objects")
         prepared = {n: t.prepare(bench_image.image) for n, t in tools.items()}
         calls = {n: partial(t.run, prepared[n]) for n, t in tools.items()}
         timings, last = time_interleaved(
@@ -267,6 +304,7 @@ def run_density(
         )
         runs.append(
             DensityRun(
+                task,
                 len(bench_image.truth),
                 _tile_count(bench_image, settings),
                 {n: t.median for n, t in timings.items()},
@@ -288,7 +326,7 @@ def run_memory(
         return {}, []
     width, height = plan.memory_size
     bench_image = generate(
-        plan.seed + 900, width, height, class_names, num_objects=plan.memory_objects
+        plan.seed + 900, width, height, class_names, density=plan.memory_density
     )
     info = {"image": bench_image.name, "objects": len(bench_image.truth)}
     results = []
@@ -400,11 +438,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         del images
         if "density" not in args.skip:
-            density = run_density(args.det_model, plan, settings, names, shared)
+            density += run_density(
+                "detection",
+                args.det_model,
+                plan.density_size,
+                plan.density_levels,
+                ("ours", *PEERS),
+                plan,
+                settings,
+                shared,
+            )
     if "seg" not in args.skip and plan.seg_sizes and args.seg_model.is_file():
         names = _class_names(args.seg_model)
         images = [
-            generate(plan.seed + 100 + i, w, h, names, num_objects=plan.seg_objects)
+            generate(plan.seed + 100 + i, w, h, names, density=plan.seg_density)
             for i, (w, h) in enumerate(plan.seg_sizes)
         ]
         sections.append(
@@ -420,6 +467,19 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         del images
+        if "density" not in args.skip:
+            # supervision's mask NMS grows with the square of the detections
+            # (minutes per image here); its seg numbers are in the section above.
+            density += run_density(
+                "segmentation",
+                args.seg_model,
+                plan.seg_density_size,
+                plan.seg_density_levels,
+                ("ours", "sahi"),
+                plan,
+                settings,
+                shared,
+            )
     shared.clear()
     if "memory" not in args.skip and args.seg_model.is_file():
         memory_info, memory = run_memory(
