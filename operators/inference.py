@@ -603,9 +603,14 @@ class InferenceRun:
         try:
             image = load_image(path)
         except ImageError as error:
-            self.summary.errors[sample_id] = str(error)
-            self._error_paths[sample_id] = path
-            writer.failed(sample_id)
+            self._skip(sample_id, path, str(error), writer)
+            return
+        except (OSError, ValueError, ImportError) as error:
+            # Reading one file must not end a long run, whatever the decoder
+            # raises (e.g. Ultralytics patches PIL.Image.open to import an
+            # optional HEIF plugin when a file is not a known image).
+            message = f"cannot read image {path}: {type(error).__name__}: {error}"
+            self._skip(sample_id, path, message, writer)
             return
         height, width = image.shape[:2]
         detections = to_detections(self.predict(image, tile_model), width, height)
@@ -613,6 +618,13 @@ class InferenceRun:
         writer.add(sample_id, detections, metadata)
         self.summary.processed += 1
         self.summary.num_detections += len(detections.detections)
+
+    def _skip(
+        self, sample_id: str, path: str, message: str, writer: _BatchWriter
+    ) -> None:
+        self.summary.errors[sample_id] = message
+        self._error_paths[sample_id] = path
+        writer.failed(sample_id)
 
     def _record_common(self, tile_model: TileModel) -> dict[str, Any]:
         return {

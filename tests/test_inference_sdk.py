@@ -222,24 +222,33 @@ def test_skip_existing_resumes_and_tags(dataset: fo.Dataset) -> None:
 def test_unreadable_images_are_skipped_and_reported(
     dataset: fo.Dataset, session_dir: Path, caplog
 ) -> None:
+    # Ultralytics patches PIL.Image.open (an unknown format then fails with an
+    # ImportError of its optional HEIF plugin): the run must survive that too.
+    import ultralytics.utils.patches  # noqa: F401
+
     ds = _clone(dataset, "sdk-unreadable")
     corrupt = session_dir / "corrupt.jpg"
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
-    missing = fo.Sample(filepath=str(session_dir / "missing.jpg"))
-    broken = fo.Sample(filepath=str(corrupt))
-    bad_ids = ds.add_samples([missing, broken])
+    text = session_dir / "text.jpg"
+    text.write_text("not an image at all")
+    bad = [
+        fo.Sample(filepath=str(session_dir / "missing.jpg")),
+        fo.Sample(filepath=str(corrupt)),
+        fo.Sample(filepath=str(text)),
+    ]
+    bad_ids = ds.add_samples(bad)
     with caplog.at_level("WARNING"):
         summary = si.apply_sliced_model(ds, _center_model(), "preds")
     assert summary.processed == 3
     assert set(summary.errors) == set(bad_ids)
-    assert "missing.jpg" in summary.errors[bad_ids[0]]
-    assert "corrupt.jpg" in summary.errors[bad_ids[1]]
-    assert "2 of 5 samples skipped" in caplog.text
+    for sample_id, sample in zip(bad_ids, bad, strict=True):
+        assert Path(sample.filepath).name in summary.errors[sample_id]
+    assert "3 of 6 samples skipped" in caplog.text
     assert ds.exists("preds").count() == 3
     assert ds.select(bad_ids).exists("preds").count() == 0
     info = si.get_run_info(ds, "preds")
-    assert info["num_errors"] == 2 and info["status"] == "completed"
-    assert {e["filepath"] for e in info["errors"]} == {missing.filepath, str(corrupt)}
+    assert info["num_errors"] == 3 and info["status"] == "completed"
+    assert {e["filepath"] for e in info["errors"]} == {s.filepath for s in bad}
 
 
 def test_missing_metadata_is_computed(dataset: fo.Dataset) -> None:
