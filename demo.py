@@ -117,11 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{run.field:<16} {run.description}",
             lambda run=run: run_inference(dataset, run),
         )
-    print()
     if dataset.has_field("ground_truth"):
-        for comparison in compare(dataset, runs):
+        comparisons = compare(dataset, runs)
+        print()
+        for comparison in comparisons:
             print(comparison.to_table(), end="\n\n")
     else:
+        print()
         print(detections_by_size(dataset, [run.field for run in runs]), end="\n\n")
     print(app_instructions(dataset.name))
     print(f"\nDone in {time.perf_counter() - started:.0f} s.")
@@ -197,7 +199,14 @@ def compare(dataset: Any, runs: list[Run]) -> list[Any]:
     comparisons = []
     for fields in groups.values():
         if len(fields) >= 2:
-            comparisons.append(si.compare_runs(dataset, "ground_truth", fields))
+            comparisons.append(
+                _timed(
+                    f"evaluating {', '.join(fields)}",
+                    lambda fields=fields: si.compare_runs(
+                        dataset, "ground_truth", fields
+                    ),
+                )
+            )
     return comparisons
 
 
@@ -250,7 +259,7 @@ def _generated_dataset(args: argparse.Namespace) -> Any:
     from .synthetic import load_fiftyone_dataset, write_dataset
 
     root = args.data_dir or Path(fo.config.default_dataset_dir) / args.dataset
-    size = {"min_width": 1600, "max_width": 2000} if args.quick else {}
+    size = {"min_width": 1600, "max_width": 2000 if args.quick else 3000}
     _timed(
         f"generating {args.num_images} images in {root}",
         lambda: write_dataset(root, num_images=args.num_images, seed=args.seed, **size),
@@ -279,6 +288,8 @@ def _plugin_installed() -> bool:
 
 def _quiet_logs() -> None:
     """FiftyOne and Ultralytics log every evaluation and prediction at INFO."""
+    import fiftyone  # noqa: F401  (it sets its log level on import: import first)
+
     for name in ("fiftyone", "ultralytics", "sliced_inference"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

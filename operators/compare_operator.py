@@ -195,6 +195,7 @@ def _option_inputs(inputs: types.Object) -> None:
         "IoU of",
         "auto",
         "auto: instance masks where ground truth and predictions both have them",
+        required=False,
     )
     inputs.int(
         "max_preds",
@@ -212,6 +213,7 @@ def _choice(
     label: str,
     default: str,
     description: str | None = None,
+    required: bool = True,
 ) -> None:
     dropdown = types.DropdownView()
     for value in values:
@@ -220,7 +222,7 @@ def _choice(
         name,
         dropdown.values(),
         default=default,
-        required=True,
+        required=required,
         label=label,
         description=description,
         view=dropdown,

@@ -185,6 +185,7 @@ class ComparisonPanel(foo.Panel):
             config.pred_fields,
             iou=config.iou,
             use_masks=config.use_masks,
+            mask_tolerance=getattr(config, "mask_tolerance", 1.0),
             size_thresholds=tuple(config.size_thresholds),
             max_preds=config.max_preds,
             comparison_key=key,

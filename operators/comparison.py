@@ -291,6 +291,7 @@ def compare_runs(
     eval_key_prefix: str = DEFAULT_PREFIX,
     iou: float = 0.5,
     use_masks: bool | None = None,
+    mask_tolerance: float | None = 1.0,
     size_thresholds: tuple[float, float] = COCO_SIZE_THRESHOLDS,
     max_preds: int = 1000,
     classwise: bool = True,
@@ -316,6 +317,11 @@ def compare_runs(
         iou: IoU threshold for TP / FP / FN, precision and recall.
         use_masks: use instance-mask IoU; ``None`` uses masks for a run when both
             its predictions and the ground truth have masks, boxes otherwise.
+        mask_tolerance: with masks, FiftyOne's ``tolerance``: masks become
+            polygons simplified to this many pixels and IoUs are polygon IoUs.
+            ``None`` asks for FiftyOne's exact pixel IoU, which pastes both masks
+            into full-image arrays for every overlapping pair: minutes per
+            evaluation on large images with hundreds of objects.
         size_thresholds: ``(small_max, medium_max)`` box areas in square pixels.
         max_preds: most predictions per image used for mAP (FiftyOne's default,
             100, truncates sliced output).
@@ -356,6 +362,7 @@ def compare_runs(
                 eval_key=eval_key_for(pred_field, eval_key_prefix),
                 iou=iou,
                 use_masks=masks,
+                mask_tolerance=mask_tolerance,
                 size_thresholds=size_thresholds,
                 max_preds=max_preds,
                 classwise=classwise,
@@ -372,7 +379,7 @@ def compare_runs(
         num_samples=len(samples),
         key=comparison_key or default_comparison_key(pred_fields, eval_key_prefix),
     )
-    _store_comparison(samples, comparison, use_masks, max_preds)
+    _store_comparison(samples, comparison, use_masks, mask_tolerance, max_preds)
     return comparison
 
 
@@ -527,6 +534,7 @@ def _evaluate_run(
     eval_key: str,
     iou: float,
     use_masks: bool,
+    mask_tolerance: float | None,
     size_thresholds: tuple[float, float],
     max_preds: int,
     classwise: bool,
@@ -540,6 +548,7 @@ def _evaluate_run(
         classwise=classwise,
         compute_mAP=True,
         use_masks=use_masks,
+        tolerance=mask_tolerance if use_masks else None,
         max_preds=max_preds,
         progress=progress,
     )
@@ -548,9 +557,10 @@ def _evaluate_run(
             raise ValueError(f"evaluation {eval_key!r} exists and overwrite=False")
         samples._root_dataset.delete_evaluation(eval_key)
     results = samples.evaluate_detections(pred_field, eval_key=eval_key, **options)
+    lean = _without_eval_attributes(samples, [gt_field, pred_field])
     by_size = {}
     for size, (low, high) in size_ranges(size_thresholds).items():
-        view = size_view(samples, [gt_field, pred_field], low, high)
+        view = size_view(lean, [gt_field, pred_field], low, high)
         by_size[size] = Metrics.from_results(
             view.evaluate_detections(pred_field, eval_key=None, **options)
         )
@@ -612,6 +622,30 @@ def size_view(
     return view
 
 
+def _without_eval_attributes(
+    samples: fo.core.collections.SampleCollection, fields: Sequence[str]
+) -> fo.core.collections.SampleCollection:
+    """``samples`` without the per-object attributes stored evaluations wrote.
+
+    Only speed: every evaluation adds three attributes to each object, and
+    FiftyOne decodes them all on each pass of a later evaluation.
+    """
+    schema = samples.get_field_schema(flat=True)
+    suffixes = {
+        f"{key}{suffix}"
+        for key in samples._root_dataset.list_evaluations()
+        for suffix in ("", "_id", "_iou")
+    }
+    paths = [
+        path
+        for name in fields
+        for path in schema
+        if path.startswith(f"{name}.detections.")
+        and path.rsplit(".", 1)[-1] in suffixes
+    ]
+    return samples.exclude_fields(paths) if paths else samples
+
+
 def _difference_view(
     samples: fo.core.collections.SampleCollection,
     gt_field: str,
@@ -653,6 +687,7 @@ def _store_comparison(
     samples: fo.core.collections.SampleCollection,
     comparison: Comparison,
     use_masks: bool | None,
+    mask_tolerance: float | None,
     max_preds: int,
 ) -> None:
     config = samples.init_run(
@@ -663,6 +698,7 @@ def _store_comparison(
         iou=comparison.iou,
         size_thresholds=list(comparison.size_thresholds),
         use_masks=use_masks,
+        mask_tolerance=mask_tolerance,
         max_preds=max_preds,
     )
     samples.register_run(comparison.key, config, overwrite=True, cleanup=False)

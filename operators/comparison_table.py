@@ -11,6 +11,8 @@ if TYPE_CHECKING:
 _OVERALL = ("mAP", "AP50", "precision", "recall")
 _COUNTS = ("tp", "fp", "fn")
 _SIZE_METRICS = ("mAP", "AP50", "recall")
+#: Run-record settings that say nothing about the predictions.
+_HIDDEN_SETTINGS = {"overwrite", "skip_existing", "tags", "progress", "device", "shard"}
 
 
 def render_comparison(comparison: Comparison) -> str:
@@ -126,16 +128,26 @@ def _run_lines(comparison: Comparison) -> str:
 
 
 def _describe(info: dict[str, Any]) -> str:
-    parts = [str(info[k]) for k in ("kind", "model") if info.get(k)]
+    """``kind, model file, setting=value...`` of a run record (defaults left out)."""
+    parts = [str(info["kind"])] if info.get("kind") else []
+    if info.get("model"):
+        parts.append(str(info["model"]).replace("\\", "/").rsplit("/", 1)[-1])
     settings = info.get("settings") or {}
     if isinstance(settings, dict):
-        parts += [
-            f"{k}={v}"
-            for k, v in settings.items()
-            if isinstance(v, (str, int, float, bool, list, tuple))
-            and v not in ("", None)
-        ]
+        for k, v in settings.items():
+            if k in _HIDDEN_SETTINGS or v in ("", [], (), None, False):
+                continue
+            if v is True:
+                parts.append(k)
+            elif isinstance(v, (str, int, float, list, tuple)):
+                parts.append(f"{k}={_setting(v)}")
     return ", ".join(parts)
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(set(map(str, value))) == 1:
+        return str(value[0])  # [640, 640] -> 640
+    return str(value)
 
 
 def _grid(rows: list[list[str]], groups: Sequence[str] = ()) -> str:
