@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -240,7 +241,7 @@ def app_instructions(dataset_name: str) -> str:
         "Open the result in the FiftyOne App:",
         f'  {python} -c "import fiftyone as fo; '
         f"fo.launch_app(fo.load_dataset('{dataset_name}')).wait()\"",
-        f"  (or: fiftyone app launch {dataset_name})",
+        f"  (or: {_fiftyone_cli()} app launch {dataset_name})",
         'Then open the "Sliced vs baseline" panel (+ next to the Samples tab) for '
         "the tables, the AP-by-size plot and the recovered / lost objects.",
     ]
@@ -277,6 +278,12 @@ def _timed(label: str, action: Callable[[], Any]) -> Any:
     return result
 
 
+def _fiftyone_cli() -> str:
+    """The ``fiftyone`` command of this Python environment (the bare name if absent)."""
+    cli = Path(sys.executable).parent / "fiftyone"
+    return str(cli) if cli.exists() else "fiftyone"
+
+
 def _plugin_installed() -> bool:
     try:
         import fiftyone.plugins as fop
@@ -287,9 +294,15 @@ def _plugin_installed() -> bool:
 
 
 def _quiet_logs() -> None:
-    """FiftyOne and Ultralytics log every evaluation and prediction at INFO."""
-    import fiftyone  # noqa: F401  (it sets its log level on import: import first)
+    """Keeps the terminal to the demo's own lines and tables.
 
+    FiftyOne logs every evaluation at INFO and draws progress bars, and warns
+    about the MongoDB 6 that ``bin/setup`` installs offline (harmless there).
+    """
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    import fiftyone as fo  # sets its own log level on import: configure after
+
+    fo.config.show_progress_bars = False
     for name in ("fiftyone", "ultralytics", "sliced_inference"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

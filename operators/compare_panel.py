@@ -91,7 +91,7 @@ class ComparisonPanel(foo.Panel):
             return
         focus = ctx.panel.get_state("focus_field")
         if focus not in comparison.fields[1:]:
-            focus = comparison.fields[1]
+            focus = comparison.fields[-1]  # usually the newest setting
         metric = ctx.panel.get_state("plot_metric") or "mAP"
         ctx.panel.set_state(
             {
@@ -212,7 +212,7 @@ class ComparisonPanel(foo.Panel):
 
     def _focus(self, ctx: Any, comparison: Comparison) -> str:
         focus = ctx.panel.get_state("focus_field")
-        return focus if focus in comparison.fields[1:] else comparison.fields[1]
+        return focus if focus in comparison.fields[1:] else comparison.fields[-1]
 
 
 def summary_markdown(comparison: Comparison) -> str:

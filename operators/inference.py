@@ -602,15 +602,8 @@ class InferenceRun:
     ) -> None:
         try:
             image = load_image(path)
-        except ImageError as error:
+        except ImageError as error:  # the engine's one error for a bad file
             self._skip(sample_id, path, str(error), writer)
-            return
-        except (OSError, ValueError, ImportError) as error:
-            # Reading one file must not end a long run, whatever the decoder
-            # raises (e.g. Ultralytics patches PIL.Image.open to import an
-            # optional HEIF plugin when a file is not a known image).
-            message = f"cannot read image {path}: {type(error).__name__}: {error}"
-            self._skip(sample_id, path, message, writer)
             return
         height, width = image.shape[:2]
         detections = to_detections(self.predict(image, tile_model), width, height)

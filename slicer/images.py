@@ -8,6 +8,7 @@ Grayscale, RGBA, palette, CMYK and 16-bit inputs are converted here, once.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,9 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file as RGB uint8 with its EXIF orientation applied.
 
     Raises:
-        ImageError: the file is missing, empty, truncated, not an image, or
-            smaller than ``MIN_SIDE`` on a side; the message names the file.
+        ImageError: the file is missing, empty, truncated, not an image,
+            beyond PIL's decompression-bomb limit, or smaller than
+            ``MIN_SIDE`` on a side; the message names the file.
 
     Example::
 
@@ -39,11 +41,16 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ImageError(f"image file is empty (0 bytes): {path}")
     try:
-        with Image.open(path) as image:
+        with _pil_open(path) as image:
             image = ImageOps.exif_transpose(image)
             array = _pil_to_rgb(image)
     except UnidentifiedImageError as error:
         raise ImageError(f"not an image file (unknown format): {path}") from error
+    except Image.DecompressionBombError as error:
+        raise ImageError(
+            f"image {path} is larger than PIL.Image.MAX_IMAGE_PIXELS allows "
+            f"({error}); raise that limit if you trust the file"
+        ) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"cannot decode image {path}: {error}") from error
     return check_size(array, str(path))
@@ -110,6 +117,19 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
             np.uint8
         )
     raise ImageError(f"unsupported image dtype {array.dtype}")
+
+
+def _pil_open(path: Path):
+    """Pillow's own ``Image.open``, also where Ultralytics has replaced it.
+
+    Ultralytics' replacement pip-installs (or, offline, fails to import) a HEIF
+    plugin whenever Pillow does not know a file: reading a user's bad image
+    must give an ``ImageError``, never install packages.
+    """
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)(path)
 
 
 def _pil_to_rgb(image) -> np.ndarray:

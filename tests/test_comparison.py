@@ -204,7 +204,8 @@ def test_panel_buttons_load_views_and_model_evaluation(compared) -> None:
     key = default_comparison_key(FIELDS)
     panel, ctx, executor = _panel_context(dataset, {"comparison_key": key})
     panel.on_load(ctx)
-    assert ctx.panel_state["focus_field"] == "sliced"
+    assert ctx.panel_state["focus_field"] == "sliced_confident"  # the last run
+    panel.select_focus(_with_value(ctx, "sliced"))
     panel.show_recovered(ctx)
     view = _triggered(executor, "set_view")[-1]["view"]
     expected = si.recovered_view(dataset, "ground_truth", "baseline", "sliced")

@@ -45,7 +45,7 @@ def test_demo_prints_the_comparison_and_how_to_open_the_app(demo_output: str) ->
         assert comparison.fields == fields
         assert comparison.to_table() in demo_output
     assert "fo.load_dataset('test-demo')" in demo_output
-    assert "fiftyone app launch test-demo" in demo_output
+    assert "fiftyone app launch test-demo" in demo_output  # the CLI, full path
 
 
 def test_demo_table_shows_sliced_beating_baseline_on_small_objects(

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ModelLoadError
 from .base import TileModel, input_scale, select_device
-from .callable import CallableModel, to_predictions
+from .callable_model import CallableModel, to_predictions
 
 __all__ = [
     "CallableModel",

@@ -84,7 +84,9 @@ def to_predictions(
         full_masks = getattr(output, "mask", None)
         data = getattr(output, "data", None) or {}
         for cid, name in zip(
-            class_ids if class_ids is not None else [], data.get("class_name", []), strict=False
+            class_ids if class_ids is not None else [],
+            data.get("class_name", []),
+            strict=False,
         ):
             names.setdefault(int(cid), str(name))
     elif isinstance(output, Mapping):
