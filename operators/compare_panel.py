@@ -116,6 +116,14 @@ class ComparisonPanel(foo.Panel):
         """Reloads the stored comparisons and evaluations."""
         self.on_load(ctx)
 
+    def prompt_compare(self, ctx: Any) -> None:
+        """Opens the ``compare_runs`` form; the panel reloads when it succeeds.
+
+        The operator's own re-opening of this panel only re-activates a panel
+        that is already open, so the reload must come from here.
+        """
+        ctx.prompt(_OPERATOR_URI, on_success=self.refresh)
+
     def select_comparison(self, ctx: Any) -> None:
         """Shows another stored comparison."""
         ctx.panel.set_state("comparison_key", ctx.params.get("value"))
@@ -196,7 +204,7 @@ class ComparisonPanel(foo.Panel):
     def render(self, ctx: Any) -> types.Property:
         panel = types.Object()
         if not ctx.panel.get_state("has_comparison"):
-            _empty_state(panel, ctx.panel.get_state("eval_keys") or [])
+            _empty_state(panel, ctx.panel.get_state("eval_keys") or [], self)
         else:
             _header(panel, ctx, self)
             _review_buttons(panel, ctx, self)
@@ -375,7 +383,9 @@ def evaluation_spaces(
     )
 
 
-def _empty_state(panel: types.Object, eval_keys: list[str]) -> None:
+def _empty_state(
+    panel: types.Object, eval_keys: list[str], owner: ComparisonPanel
+) -> None:
     stored = (
         f"Stored evaluations: {', '.join(f'`{k}`' for k in eval_keys)}."
         if eval_keys
@@ -389,14 +399,15 @@ def _empty_state(panel: types.Object, eval_keys: list[str]) -> None:
         f"{stored}",
         name="empty",
     )
-    panel.btn(
+    buttons = panel.h_stack("empty_actions", gap=2, align_x="left")
+    buttons.btn(
         "compare",
         label="Compare runs",
         icon="compare_arrows",
         variant="contained",
-        on_click=_OPERATOR_URI,
-        prompt=True,
+        on_click=owner.prompt_compare,
     )
+    buttons.btn("refresh", label="Refresh", icon="refresh", on_click=owner.refresh)
 
 
 def _header(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
@@ -458,8 +469,13 @@ def _plot(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
         layout={
             "title": {"text": f"{PLOT_METRICS.get(metric, metric)} by object size"},
             "barmode": "group",
-            "yaxis": {"title": PLOT_METRICS.get(metric, metric), "range": [0, 1.05]},
-            "xaxis": {"title": "objects (ground truth count)"},
+            "showlegend": True,  # FiftyOne's PlotlyView defaults to no legend
+            # plotly.js 3 (in the App) takes axis titles as objects only.
+            "yaxis": {
+                "title": {"text": PLOT_METRICS.get(metric, metric)},
+                "range": [0, 1.05],
+            },
+            "xaxis": {"title": {"text": "objects (ground truth count)"}},
             "height": 360,
             "margin": {"t": 48, "b": 48, "l": 56, "r": 16},
         },

@@ -309,7 +309,14 @@ def test_panel_without_comparisons_says_what_to_do() -> None:
     assert ctx.panel_state["has_comparison"] is False
     props = panel.render(ctx).to_json()["type"]["properties"]
     assert "No comparison yet" in props["empty"]["default"]
-    assert props["compare"]["view"]["operator"] == OPERATOR_URI
+    actions = props["empty_actions"]["type"]["properties"]
+    assert set(actions) == {"compare", "refresh"}
+    # "Compare runs" prompts the operator and reloads the panel when it succeeds.
+    panel, ctx, executor = _panel_context(dataset, {})
+    panel.prompt_compare(ctx)
+    (prompt,) = _triggered(executor, "prompt_user_for_operation")
+    assert prompt["operator_uri"] == OPERATOR_URI
+    assert prompt["on_success"].endswith("#refresh")
 
 
 def _panel_context(

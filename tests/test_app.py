@@ -1,0 +1,216 @@
+"""End to end in the FiftyOne App: run sliced inference from its button, then compare.
+
+The App server runs as a subprocess on loopback with this session's database
+and plugins dir (``conftest``), on two generated images of about 1200 px.
+Headless Chromium (Debian's, driven by Playwright) opens the dataset, clicks
+"Run sliced inference" in the samples grid's actions, fills the form, runs it
+immediately and waits for it; the new field must show in the App and hold
+detections in the database. A baseline run and a comparison made with the SDK
+must then show in the "Sliced vs baseline" panel, opened from the "+" next to
+the Samples tab, with the stored numbers. Screenshots go to
+``$SLICED_INFERENCE_ARTIFACTS/app`` (else a pytest temporary directory), and
+every process the test started must be gone at the end.
+
+Chromium is a system package: outside CI a missing one skips these tests (with
+how to install it); in CI (``CI`` set) it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fiftyone as fo
+import pytest
+from app_driver import (
+    CHROMIUM_INSTALL_HINT,
+    AppServer,
+    chromium_candidate,
+    chromium_page,
+    chromium_processes,
+    execute_form,
+    find_chromium,
+    form_input,
+    open_dataset,
+    open_operator,
+    open_panel,
+    processes_matching,
+    running,
+    save_screenshot,
+    screenshot_on_failure,
+    sidebar_field,
+)
+
+import sliced_inference as si
+from sliced_inference.operators.compare_operator import PANEL_NAME
+from sliced_inference.operators.comparison_table import fmt
+from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
+
+pytestmark = pytest.mark.slow
+
+SLICED_URI = "@slicer/sliced-inference/run_sliced_inference"
+SLICED_LABEL = "Run sliced inference"
+PANEL_LABEL = "Sliced vs baseline"
+FIELD = "sliced_app"
+NUM_IMAGES = 2
+#: Longest wait for an inference run started in the App (it loads the model
+#: in the server process first; the 2-core CI machines are slow).
+RUN_TIMEOUT_MS = 300_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    """Debian's Chromium; missing, it fails the tests in CI and skips them elsewhere."""
+    path = find_chromium()
+    if path is None:
+        message = (
+            f"no Chromium at {chromium_candidate()} for the App tests: "
+            f"{CHROMIUM_INSTALL_HINT}"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (.ci/run installs it)", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots and the server's log go."""
+    root = os.environ.get("SLICED_INFERENCE_ARTIFACTS")
+    path = Path(root) / "app" if root else tmp_path_factory.mktemp("app-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_dataset(session_dir: Path) -> Iterator[fo.Dataset]:
+    """Two generated images of about 1200 px; persistent, so the server sees it."""
+    root = session_dir / "app-data"
+    write_dataset(root, num_images=NUM_IMAGES, seed=11, min_width=1200, max_width=1300)
+    dataset = load_fiftyone_dataset(
+        root, name="test-app", overwrite=True, persistent=True
+    )
+    yield dataset
+    dataset.delete()
+
+
+@pytest.fixture(scope="module")
+def server(app_dataset: fo.Dataset, artifacts: Path) -> Iterator[AppServer]:
+    """The App server; stopped (again, as a safety net) after the module's tests."""
+    app = AppServer(log_path=artifacts / "app-server.log").start()
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def page(
+    chromium: Path,
+    server: AppServer,
+    artifacts: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[Any]:
+    """A headless Chromium page with a fresh profile."""
+    capsys = request.config.pluginmanager.getplugin("capturemanager")
+    with capsys.global_and_fixture_disabled():
+        print(f"\n[app] screenshots and server log in {artifacts}")
+    with chromium_page(chromium, tmp_path_factory.mktemp("chromium-profile")) as p:
+        yield p
+
+
+def test_sliced_inference_runs_from_the_app(
+    page: Any,
+    server: AppServer,
+    app_dataset: fo.Dataset,
+    det_model_path: Path,
+    artifacts: Path,
+) -> None:
+    with screenshot_on_failure(page, artifacts / "failure-run-operator.png"):
+        open_dataset(page, server, app_dataset.name, NUM_IMAGES)
+        sidebar_field(page, "ground_truth").wait_for()
+        assert not sidebar_field(page, FIELD).count()
+        save_screenshot(page, artifacts / "01-dataset.png")
+
+        dialog = open_operator(page, SLICED_URI, SLICED_LABEL)
+        form_input(dialog, "Model").fill(str(det_model_path))
+        output = form_input(dialog, "Output field")
+        # The form is resolved by the plugin as it is filled: a taken field is refused.
+        output.fill("ground_truth")
+        problem = dialog.get_by_text("already exists", exact=False).first
+        problem.wait_for()
+        execute = dialog.get_by_role("button", name="Execute", exact=True)
+        assert execute.is_disabled()
+        output.fill(FIELD)
+        problem.wait_for(state="hidden")
+        form_input(dialog, "Slice size (px)").wait_for()  # the form grew: all valid
+        save_screenshot(page, artifacts / "02-form.png")
+
+        execute_form(dialog)
+        page.get_by_text(
+            f"{NUM_IMAGES} samples labelled in", exact=False
+        ).first.wait_for(timeout=RUN_TIMEOUT_MS)
+        # reload_dataset at the end of the run puts the new field in the sidebar
+        sidebar_field(page, FIELD).wait_for()
+        save_screenshot(page, artifacts / "03-after-run.png")
+        done = page.get_by_role("button", name="Done", exact=True)
+        if done.count():
+            done.first.click()
+
+    app_dataset.reload()
+    assert app_dataset.has_field(FIELD), app_dataset.get_field_schema()
+    assert app_dataset.get_field(FIELD).document_type is fo.Detections
+    counts = [len(s[FIELD].detections) if s[FIELD] else 0 for s in app_dataset]
+    assert len(counts) == NUM_IMAGES and all(n > 0 for n in counts), counts
+    info = si.get_run_info(app_dataset, FIELD)
+    assert (info["kind"], info["status"]) == ("sliced", "completed")
+    assert info["model"] == str(det_model_path)  # the path typed in the form
+    assert info["samples_processed"] == NUM_IMAGES
+
+
+def test_comparison_panel_shows_the_runs(
+    page: Any,
+    server: AppServer,
+    app_dataset: fo.Dataset,
+    det_model_path: Path,
+    artifacts: Path,
+) -> None:
+    if not app_dataset.has_field(FIELD):
+        pytest.fail("needs the App run of test_sliced_inference_runs_from_the_app")
+    si.apply_baseline_model(app_dataset, str(det_model_path), "baseline")
+    comparison = si.compare_runs(app_dataset, "ground_truth", ["baseline", FIELD])
+
+    with screenshot_on_failure(page, artifacts / "failure-panel.png"):
+        # The SDK changed the dataset behind the App's back: load it afresh.
+        open_dataset(page, server, app_dataset.name, NUM_IMAGES)
+        panel = open_panel(page, PANEL_NAME, PANEL_LABEL)
+        panel.get_by_text("Metrics", exact=True).wait_for(timeout=120_000)
+        panel.locator(".js-plotly-plot").first.wait_for()
+        save_screenshot(page, artifacts / "04-comparison-panel.png")
+
+        text = panel.inner_text()
+        for expected in ("baseline", FIELD, "Δ vs baseline", "By object size"):
+            assert expected in text, (expected, text)
+        # Each run's row carries the numbers of the stored comparison.
+        for run in comparison.runs:
+            row = panel.get_by_role("row").filter(
+                has=page.get_by_role("cell", name=run.field, exact=True)
+            )
+            cells = row.first.get_by_role("cell").all_inner_texts()
+            assert fmt(run.overall.mAP) in cells, (run.field, cells)
+            assert str(run.overall.tp) in cells, (run.field, cells)
+
+
+def test_every_started_process_is_stopped(page: Any, server: AppServer) -> None:
+    assert chromium_processes(), "the browser should be running here"
+    page.context.close()
+    assert not chromium_processes()
+
+    # The server, plus FiftyOne's database service if it started one (it
+    # attaches to the one this process uses when there is one).
+    procs = server.track()
+    survivors = server.stop()
+    assert not survivors, f"still running after one SIGTERM: {survivors}"
+    assert not running(procs)
+    assert not processes_matching("fiftyone.server.main", f"--port {server.port}")
