@@ -150,7 +150,8 @@ def build_dataset(args: argparse.Namespace) -> Any:
 
 
 def plan_runs(args: argparse.Namespace) -> list[Run]:
-    """The inference runs: baseline and sliced for each model (and 1280 px baseline)."""
+    """The inference runs: baseline and sliced for each model; without ``--quick``
+    also a 1280 px baseline and sliced with a full-image pass."""
     det = args.model or str(DET_MODEL)
     seg = args.seg_model or (None if args.model else str(SEG_MODEL))
     slicing = {"slice_wh": args.slice, "overlap": args.overlap}
@@ -161,6 +162,17 @@ def plan_runs(args: argparse.Namespace) -> list[Run]:
             Run("baseline_1280", "full image at 1280 px", det, False, {"imgsz": 1280})
         )
     runs.append(Run("sliced", tiles, det, sliced=True, options=slicing))
+    if not args.quick:
+        # Tiles cut objects larger than a tile; a whole-image pass gets them back.
+        runs.append(
+            Run(
+                "sliced_full",
+                f"{tiles}, plus a full-image pass",
+                det,
+                True,
+                {**slicing, "full_image_pass": True},
+            )
+        )
     if seg and seg.lower() != "none":
         runs += [
             Run(

@@ -7,7 +7,9 @@ exhaust the machine is reported as "over the cap" instead of taking the
 machine down). The child loads the model and the image, warms up on one
 corner of the image, records its baseline RSS, then predicts on the whole
 image while a thread polls its RSS every few milliseconds; the peak is the
-larger of that poll and ``getrusage(RUSAGE_SELF).ru_maxrss``.
+larger of that poll and the kernel's high-water mark (``VmHWM``), reset just
+before the prediction. ``ru_maxrss`` is no use here: a child started by
+fork and exec reports its parent's peak from before the exec.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import dataclasses
 import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -114,6 +115,27 @@ def measure(
     return MemoryResult(**json.loads(lines[-1]))
 
 
+def reset_peak_rss() -> None:
+    """Resets this process's ``VmHWM`` to its current RSS (Linux; else nothing)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss() -> int | None:
+    """This process's ``VmHWM`` in bytes since the last reset (``None`` off Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def _child(tool: str, model: str, image_path: str, settings: dict) -> MemoryResult:
     import numpy as np
     import psutil
@@ -143,19 +165,19 @@ def _child(tool: str, model: str, image_path: str, settings: dict) -> MemoryResu
             time.sleep(0.003)
 
     watcher = threading.Thread(target=poll, daemon=True)
+    reset_peak_rss()
     watcher.start()
     start = time.perf_counter()
     result = runner.run(prepared)
     seconds = time.perf_counter() - start
     done.set()
     watcher.join()
-    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     detections = len(runner.convert(result))
     return MemoryResult(
         tool=runner.name,
         model_rss=model_rss,
         baseline_rss=baseline,
-        peak_rss=max(peak[0], max_rss),
+        peak_rss=max(peak[0], peak_rss() or 0),
         detections=detections,
         seconds=seconds,
     )

@@ -273,7 +273,7 @@ def _memory(
         f"Image {info['image']} with {info['objects']} objects, matched settings. RSS after "
         "loading the model; baseline = after loading the image and a warm-up on a "
         "1200 px corner; peak = the largest RSS while predicting on the whole image "
-        f"(polled every 3 ms, and `ru_maxrss`). A process above {cap_gb:g} GiB is stopped.",
+        f"(polled every 3 ms, and the kernel's `VmHWM` reset just before). A process above {cap_gb:g} GiB is stopped.",
         "",
         _row(
             [
