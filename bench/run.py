@@ -365,6 +365,30 @@ def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def render_raw(raw: dict, args: argparse.Namespace) -> str:
+    """The report of a run from the raw JSON it wrote (e.g. after report changes)."""
+    sections = [
+        Section(
+            **{
+                **s,
+                "runs": [ImageRun(**r) for r in s["runs"]],
+                "accuracy": [Accuracy(**a) for a in s["accuracy"]],
+            }
+        )
+        for s in raw["sections"]
+    ]
+    density = [DensityRun(**d) for d in raw["density"]]
+    memory = [MemoryResult(**m) for m in raw["memory"]["results"]]
+    return report.render(
+        raw["meta"],
+        sections,
+        density,
+        raw["memory"]["image"],
+        memory,
+        args.memory_cap_gb,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the benchmark and writes the report."""
     parser = argparse.ArgumentParser(
@@ -393,12 +417,21 @@ def main(argv: list[str] | None = None) -> int:
         "--skip", nargs="*", default=[], choices=["det", "seg", "density", "memory"]
     )
     parser.add_argument(
+        "--render",
+        type=Path,
+        help="only re-render the report from a raw JSON file an earlier run wrote",
+    )
+    parser.add_argument(
         "--memory-cap-gb",
         type=float,
         default=10.0,
         help="stop a tool's process above this RSS",
     )
     args = parser.parse_args(argv)
+    if args.render:
+        args.out.write_text(render_raw(json.loads(args.render.read_text()), args))
+        _log(f"wrote {args.out} from {args.render}")
+        return 0
 
     os.environ.setdefault("YOLO_OFFLINE", "1")
     plan = dataclasses.replace(QUICK_PLAN if args.quick else FULL_PLAN)
