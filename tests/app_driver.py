@@ -326,8 +326,14 @@ def form_input(dialog: Any, label: str) -> Any:
 
 
 def pick_option(page: Any, dialog: Any, label: str, option: str) -> None:
-    """Picks ``option`` in the dropdown or autocomplete titled ``label``."""
-    form_input(dialog, label).click()
+    """Picks ``option`` in the dropdown or autocomplete titled ``label``.
+
+    Both are a ``combobox`` to a person (a dropdown's ``input`` is hidden under
+    it), so the first combobox after the title is the one to click.
+    """
+    dialog.get_by_text(label, exact=True).first.locator(
+        "xpath=following::*[@role='combobox'][1]"
+    ).click()
     page.get_by_role("option", name=option, exact=True).click()
 
 

@@ -5,9 +5,10 @@ and plugins dir (``conftest``), on two generated images of about 1200 px.
 Headless Chromium (Debian's, driven by Playwright) opens the dataset, clicks
 "Run sliced inference" in the samples grid's actions, fills the form, runs it
 immediately and waits for it; the new field must show in the App and hold
-detections in the database. A baseline run and a comparison made with the SDK
-must then show in the "Sliced vs baseline" panel, opened from the "+" next to
-the Samples tab, with the stored numbers. Screenshots go to
+detections in the database. With a baseline run added by the SDK, the "Sliced
+vs baseline" panel, opened from the "+" next to the Samples tab, must say there
+is no comparison yet; its "Compare runs" button opens the compare form, and
+once that runs the panel must show the runs with the stored numbers. Screenshots go to
 ``$SLICED_INFERENCE_ARTIFACTS/app`` (else a pytest temporary directory), and
 every process the test started must be gone at the end.
 
@@ -36,6 +37,7 @@ from app_driver import (
     open_dataset,
     open_operator,
     open_panel,
+    pick_option,
     processes_matching,
     running,
     save_screenshot,
@@ -45,6 +47,7 @@ from app_driver import (
 
 import sliced_inference as si
 from sliced_inference.operators.compare_operator import PANEL_NAME
+from sliced_inference.operators.comparison import list_comparisons, load_comparison
 from sliced_inference.operators.comparison_table import fmt
 from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
 
@@ -53,6 +56,7 @@ pytestmark = pytest.mark.slow
 SLICED_URI = "@slicer/sliced-inference/run_sliced_inference"
 SLICED_LABEL = "Run sliced inference"
 PANEL_LABEL = "Sliced vs baseline"
+COMPARE_LABEL = "Compare runs"  # the form's title
 FIELD = "sliced_app"
 NUM_IMAGES = 2
 #: Longest wait for an inference run started in the App (it loads the model
@@ -169,7 +173,7 @@ def test_sliced_inference_runs_from_the_app(
     assert info["samples_processed"] == NUM_IMAGES
 
 
-def test_comparison_panel_shows_the_runs(
+def test_comparison_panel_compares_and_shows_the_runs(
     page: Any,
     server: AppServer,
     app_dataset: fo.Dataset,
@@ -179,16 +183,28 @@ def test_comparison_panel_shows_the_runs(
     if not app_dataset.has_field(FIELD):
         pytest.fail("needs the App run of test_sliced_inference_runs_from_the_app")
     si.apply_baseline_model(app_dataset, str(det_model_path), "baseline")
-    comparison = si.compare_runs(app_dataset, "ground_truth", ["baseline", FIELD])
 
     with screenshot_on_failure(page, artifacts / "failure-panel.png"):
         # The SDK changed the dataset behind the App's back: load it afresh.
         open_dataset(page, server, app_dataset.name, NUM_IMAGES)
         panel = open_panel(page, PANEL_NAME, PANEL_LABEL)
-        panel.get_by_text("Metrics", exact=True).wait_for(timeout=120_000)
+        panel.get_by_text("No comparison yet", exact=True).wait_for(timeout=120_000)
+        panel.get_by_role("button", name="Compare runs").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text(COMPARE_LABEL, exact=True).first.wait_for()
+        pick_option(page, dialog, "Baseline predictions", "baseline")
+        pick_option(page, dialog, "Compare with", FIELD)
+        save_screenshot(page, artifacts / "04-compare-form.png")
+        execute_form(dialog)
+        # The panel reloads itself when the comparison succeeds: no page reload.
+        panel.get_by_text("Metrics", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
         panel.locator(".js-plotly-plot").first.wait_for()
-        save_screenshot(page, artifacts / "04-comparison-panel.png")
+        save_screenshot(page, artifacts / "05-comparison-panel.png")
 
+        app_dataset.reload()  # the App's server process stored the comparison
+        (key,) = list_comparisons(app_dataset)
+        comparison = load_comparison(app_dataset, key)
+        assert comparison.fields == ["baseline", FIELD]
         text = panel.inner_text()
         for expected in ("baseline", FIELD, "Δ vs baseline", "By object size"):
             assert expected in text, (expected, text)
