@@ -141,3 +141,24 @@ def test_segmentation_model_masks_overlap_true_masks(seg_model_path, scene) -> N
     ious = np.array(ious)
     assert np.median(ious) >= 0.6, f"median mask IoU {np.median(ious):.2f}"
     assert np.mean(ious >= 0.5) >= 0.75, "most found objects get a mask of IoU >= 0.5"
+
+
+def test_transformers_detector_finds_objects_through_the_engine(scene) -> None:
+    """The bundled RT-DETR (``models/small-objects-detr``) loads offline and slices."""
+    from sliced_inference.slicer import load_model, predict_sliced
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "small-objects-detr"
+    size = sum(f.stat().st_size for f in folder.iterdir())
+    assert size <= 15 * 1024 * 1024
+    model = load_model(folder, device="cpu")
+    assert [model.class_names[i] for i in range(len(CLASSES))] == list(CLASSES)
+    preds = predict_sliced(
+        scene.image, model, slice_wh=320, overlap=0.2, imgsz=320, confidence=0.25
+    )
+    sides = np.max(scene.boxes[:, 2:] - scene.boxes[:, :2], axis=1)
+    keep = sides >= MIN_SIDE
+    gt, gt_cls = scene.boxes[keep].astype(float), scene.class_ids[keep]
+    iou = _box_iou(gt, preds.boxes) * (gt_cls[:, None] == preds.class_ids[None, :])
+    recall = float((iou.max(axis=1) >= 0.5).mean())
+    assert len(gt) >= 50
+    assert recall >= 0.75, f"recall {recall:.2f} on {len(gt)} objects of {MIN_SIDE}+ px"
