@@ -9,7 +9,8 @@ Example::
 
     import sliced_inference as si
 
-    si.apply_sliced_model(dataset, "models/blobs-det.pt", "sliced", slice_wh=640)
+    si.apply_sliced_model(dataset, "models/small-objects-det.pt", "sliced", slice_wh=640)
+    print(si.compare_runs(dataset, "ground_truth", ["baseline", "sliced"]))
 """
 
 from __future__ import annotations
@@ -17,26 +18,30 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
-# Public SDK name -> module (relative to this package) that defines it.
+# Public name -> module (relative to this package) that defines it.
 _SDK = {
-    "apply_sliced_model": ".operators.inference",
-    "apply_baseline_model": ".operators.inference",
-    "get_run_info": ".operators.run_records",
-    "list_runs": ".operators.run_records",
-    "compare_runs": ".operators.comparison",
-    "recovered_view": ".operators.comparison",
-    "lost_view": ".operators.comparison",
+    "apply_sliced_model": ".sdk",
+    "apply_baseline_model": ".sdk",
+    "get_run_info": ".sdk",
+    "list_runs": ".sdk",
+    "compare_runs": ".evaluation",
+    "recovered_view": ".evaluation",
+    "lost_view": ".evaluation",
+    "load_comparison": ".evaluation",
     "predict_sliced": ".slicer",
     "predict_full_image": ".slicer",
     "tile_boxes": ".slicer",
     "load_model": ".slicer",
     "Predictions": ".slicer",
     "MergeConfig": ".slicer",
+    "SliceOptions": ".slicer",
+    "PredictOptions": ".slicer",
+    "ModelOptions": ".slicer",
 }
 
-__all__ = sorted(_SDK)
+__all__ = ["__version__", *sorted(_SDK)]
 
 
 def __getattr__(name: str) -> Any:

@@ -32,7 +32,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DET_MODEL = PACKAGE_DIR / "models" / "small-objects-det.pt"
 SEG_MODEL = PACKAGE_DIR / "models" / "small-objects-seg.pt"
 DEFAULT_DATASET = "sliced-inference-demo"
-PLUGIN_NAME = "@slicer/sliced-inference"
 
 
 @dataclass
@@ -196,15 +195,15 @@ def plan_runs(args: argparse.Namespace) -> list[Run]:
 
 def run_inference(dataset: Any, run: Run) -> None:
     """Fills ``run.field`` with the SDK's sliced or baseline inference."""
-    import sliced_inference as si
+    from .sdk import apply_baseline_model, apply_sliced_model
 
-    apply = si.apply_sliced_model if run.sliced else si.apply_baseline_model
+    apply = apply_sliced_model if run.sliced else apply_baseline_model
     apply(dataset, run.model, run.field, **run.options)
 
 
 def compare(dataset: Any, runs: list[Run]) -> list[Any]:
     """One comparison per model group, the group's first run as the baseline."""
-    import sliced_inference as si
+    from .evaluation import compare_runs
 
     groups: dict[str, list[str]] = {}
     for run in runs:
@@ -215,9 +214,7 @@ def compare(dataset: Any, runs: list[Run]) -> list[Any]:
             comparisons.append(
                 _timed(
                     f"evaluating {', '.join(fields)}",
-                    lambda fields=fields: si.compare_runs(
-                        dataset, "ground_truth", fields
-                    ),
+                    lambda fields=fields: compare_runs(dataset, "ground_truth", fields),
                 )
             )
     return comparisons
@@ -225,25 +222,20 @@ def compare(dataset: Any, runs: list[Run]) -> list[Any]:
 
 def detections_by_size(dataset: Any, fields: list[str]) -> str:
     """Without ground truth: how many objects each run found, overall and by size."""
-    from .operators.comparison import size_ranges, size_view
+    from .evaluation.sizes import size_ranges, size_view
+    from .evaluation.table import Table, render_text
 
-    rows = [["run", "all", *size_ranges()]]
+    ranges = size_ranges()
+    rows = []
     for name in fields:
-        counts = [dataset.count(f"{name}.detections")]
-        for low, high in size_ranges().values():
+        row = {"run": name, "all": str(dataset.count(f"{name}.detections"))}
+        for size, (low, high) in ranges.items():
             view = size_view(dataset, [name], low, high)
-            counts.append(view.count(f"{name}.detections"))
-        rows.append([name, *map(str, counts)])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["No ground truth: detections found by each run, by box area (COCO sizes)."]
-    for row in rows:
-        lines.append(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-        )
-    return "\n".join(lines)
+            row[size] = str(view.count(f"{name}.detections"))
+        rows.append(row)
+    columns = {"run": "run", "all": "all", **{size: size for size in ranges}}
+    title = "No ground truth: detections found by each run, by box area (COCO sizes)."
+    return render_text([Table("detections", title, columns, rows)])
 
 
 def app_instructions(dataset_name: str) -> str:
@@ -299,6 +291,8 @@ def _fiftyone_cli() -> str:
 def _plugin_installed() -> bool:
     try:
         import fiftyone.plugins as fop
+
+        from .operators import PLUGIN_NAME
 
         return any(p.name == PLUGIN_NAME for p in fop.list_plugins())
     except Exception:  # a broken plugins dir must not fail the demo

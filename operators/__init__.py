@@ -1,8 +1,15 @@
-"""FiftyOne operators, panels and the SDK functions they share."""
+"""The App: FiftyOne operators, forms and the comparison panel.
+
+Each operator is a form over one SDK or evaluation call; nothing here is needed
+to use the package from Python.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+#: The plugin's name, the prefix of its operators' URIs.
+PLUGIN_NAME = "@slicer/sliced-inference"
 
 
 def register_plugin(plugin: Any) -> None:

@@ -1,4 +1,4 @@
-"""The ``compare_runs`` operator: a form over ``comparison.compare_runs`` that opens the panel."""
+"""The ``compare_runs`` operator: a form over ``evaluation.compare_runs`` that opens the panel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .comparison import compare_runs
+from ..evaluation import compare_runs
+from .forms import choice_input
 
 #: ``config.name`` of the comparison panel the operator opens.
 PANEL_NAME = "sliced_inference_comparison"
@@ -145,16 +146,16 @@ def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
         )
         return False
     gt_default = "ground_truth" if "ground_truth" in fields else fields[0]
-    _choice(inputs, "gt_field", fields, "Ground truth", gt_default)
+    choice_input(inputs, "gt_field", fields, gt_default, label="Ground truth")
     gt_field = ctx.params.get("gt_field", gt_default)
     preds = [f for f in fields if f != gt_field]
-    _choice(
+    choice_input(
         inputs,
         "baseline_field",
         preds,
-        "Baseline predictions",
         preds[0],
-        "The run the others are compared with, e.g. full-image inference",
+        label="Baseline predictions",
+        description="The run the others are compared with, e.g. full-image inference",
     )
     baseline = ctx.params.get("baseline_field", preds[0])
     others = [f for f in preds if f != baseline]
@@ -188,13 +189,13 @@ def _option_inputs(inputs: types.Object) -> None:
         label="IoU threshold",
         description="For true / false positives, precision and recall (mAP sweeps 0.50:0.95)",
     )
-    _choice(
+    choice_input(
         inputs,
         "use_masks",
         list(_MASK_CHOICES),
-        "IoU of",
         "auto",
-        "auto: instance masks where ground truth and predictions both have them",
+        label="IoU of",
+        description="auto: instance masks where ground truth and predictions both have them",
         required=False,
     )
     inputs.int(
@@ -203,27 +204,4 @@ def _option_inputs(inputs: types.Object) -> None:
         min=1,
         label="Most predictions per image",
         description="For mAP; sliced runs often produce more than FiftyOne's default 100",
-    )
-
-
-def _choice(
-    inputs: types.Object,
-    name: str,
-    values: list[str],
-    label: str,
-    default: str,
-    description: str | None = None,
-    required: bool = True,
-) -> None:
-    dropdown = types.DropdownView()
-    for value in values:
-        dropdown.add_choice(value, label=value)
-    inputs.enum(
-        name,
-        dropdown.values(),
-        default=default,
-        required=required,
-        label=label,
-        description=description,
-        view=dropdown,
     )

@@ -13,51 +13,26 @@ from typing import Any
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .compare_operator import PANEL_NAME
-from .comparison import (
-    SIZES,
+from ..evaluation import (
     Comparison,
-    compare_runs,
+    is_current,
     list_comparisons,
     load_comparison,
     lost_view,
     recovered_view,
+    rerun_comparison,
 )
-from .comparison_table import fmt, fmt_delta, fmt_ratio
+from ..evaluation.results import SIZE_METRICS, TABLES
+from ..evaluation.sizes import SIZES
+from ..evaluation.table import Table, fmt
+from . import PLUGIN_NAME
+from .compare_operator import PANEL_NAME
 
 #: Name of FiftyOne's built-in Model Evaluation panel.
 MODEL_EVALUATION_PANEL = "model_evaluation_panel_builtin"
-#: Metrics the AP-by-size plot can show: state value -> axis title.
-PLOT_METRICS = {"mAP": "AP@[.50:.95]", "AP50": "AP@0.50", "recall": "Recall"}
-_OPERATOR_URI = "@slicer/sliced-inference/compare_runs"
-#: Label of the difference rows that follow each run after the baseline.
-_DELTA = "  Δ vs baseline"
-_METRIC_COLUMNS = {
-    "run": "Run",
-    "iou_type": "IoU of",
-    "mAP": "mAP",
-    "AP50": "AP50",
-    "precision": "Precision",
-    "recall": "Recall",
-    "tp": "TP",
-    "fp": "FP",
-    "fn": "FN",
-}
-_SIZE_COLUMNS = {
-    "size": "Objects (GT)",
-    "run": "Run",
-    **PLOT_METRICS,
-    "tp": "TP",
-    "fp": "FP",
-    "fn": "FN",
-}
-_SPEED_COLUMNS = {
-    "run": "Run",
-    "kind": "Kind",
-    "seconds": "Seconds",
-    "images_per_second": "Images / s",
-    "time_ratio": "Time vs baseline",
-}
+#: Metrics the AP-by-size plot can show: attribute -> axis title.
+PLOT_METRICS = SIZE_METRICS
+_OPERATOR_URI = f"{PLUGIN_NAME}/compare_runs"
 
 
 class ComparisonPanel(foo.Panel):
@@ -96,14 +71,12 @@ class ComparisonPanel(foo.Panel):
         ctx.panel.set_state(
             {
                 "has_comparison": True,
-                "stale": not comparison.is_current(ctx.dataset),
+                "stale": not is_current(ctx.dataset, comparison),
                 "summary": summary_markdown(comparison),
                 "fields": comparison.fields,
                 "focus_field": focus,
                 "plot_metric": metric,
-                "metrics_table": metric_rows(comparison),
-                "size_table": size_rows(comparison),
-                "speed_table": speed_rows(comparison),
+                **{f"{t.name}_table": t.rows for t in comparison.tables()},
             }
         )
         ctx.panel.set_data("ap_by_size", plot_traces(comparison, metric))
@@ -186,18 +159,7 @@ class ComparisonPanel(foo.Panel):
         key = ctx.panel.get_state("comparison_key")
         if not key:
             return
-        config = ctx.dataset.get_run_info(key).config
-        compare_runs(
-            ctx.dataset.load_run_view(key),
-            config.gt_field,
-            config.pred_fields,
-            iou=config.iou,
-            use_masks=config.use_masks,
-            mask_tolerance=getattr(config, "mask_tolerance", 1.0),
-            size_thresholds=tuple(config.size_thresholds),
-            max_preds=config.max_preds,
-            comparison_key=key,
-        )
+        rerun_comparison(ctx.dataset, key)
         self.on_load(ctx)
         ctx.ops.notify("Comparison updated", variant="success")
 
@@ -208,9 +170,11 @@ class ComparisonPanel(foo.Panel):
         else:
             _header(panel, ctx, self)
             _review_buttons(panel, ctx, self)
-            _metrics_table(panel)
+            metrics, sizes, speed = TABLES
+            _table(panel, metrics)
             _plot(panel, ctx, self)
-            _size_and_speed_tables(panel)
+            _table(panel, sizes)
+            _table(panel, speed)
         return types.Property(
             panel, view=types.GridView(orientation="vertical", gap=2, padding=2)
         )
@@ -224,99 +188,9 @@ class ComparisonPanel(foo.Panel):
 
 
 def summary_markdown(comparison: Comparison) -> str:
-    """One paragraph: what was compared, on how many objects, recovered and lost."""
-    counts = ", ".join(f"{n} {size}" for size, n in comparison.size_counts().items())
-    lines = [
-        f"**{comparison.baseline.field}** (baseline) vs "
-        + ", ".join(f"**{f}**" for f in comparison.fields[1:])
-        + f" on {comparison.num_samples} images; ground truth `{comparison.gt_field}`"
-        f" with {comparison.baseline.overall.num_gt} objects ({counts}).",
-        f"TP / FP / FN, precision and recall at IoU {comparison.iou:.2f}; mAP is "
-        "COCO AP@[.50:.95]. Sizes by box area in pixels; each object counts in "
-        "its own size only.",
-    ]
-    for run in comparison.runs[1:]:
-        lines.append(
-            f"- **{run.field}** recovered {run.recovered} objects the baseline "
-            f"missed and lost {run.lost} it found."
-        )
-    return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
-
-
-def metric_rows(comparison: Comparison) -> list[dict[str, str]]:
-    """Rows of the metrics table: each run, and after each non-baseline run its difference."""
-    rows = []
-    diffs = [None, *comparison.differences()]
-    for run, diff in zip(comparison.runs, diffs, strict=True):
-        m = run.overall
-        rows.append(
-            {
-                "run": run.field,
-                "iou_type": run.iou_type,
-                **{
-                    k: fmt(getattr(m, k))
-                    for k in ("mAP", "AP50", "precision", "recall")
-                },
-                **{k: str(getattr(m, k)) for k in ("tp", "fp", "fn")},
-            }
-        )
-        if diff is not None:
-            rows.append(
-                {
-                    "run": _DELTA,
-                    "iou_type": "",
-                    **{
-                        k: fmt_delta(diff[k])
-                        for k in ("mAP", "AP50", "precision", "recall")
-                    },
-                    **{k: fmt_delta(diff[k], 0) for k in ("tp", "fp", "fn")},
-                }
-            )
-    return rows
-
-
-def size_rows(comparison: Comparison) -> list[dict[str, str]]:
-    """Rows of the by-size table: per size, each run and its difference to the baseline."""
-    rows = []
-    diffs = [None, *comparison.differences()]
-    for size, count in comparison.size_counts().items():
-        for run, diff in zip(comparison.runs, diffs, strict=True):
-            m = run.by_size[size]
-            rows.append(
-                {
-                    "size": f"{size} ({count})",
-                    "run": run.field,
-                    **{k: fmt(getattr(m, k)) for k in PLOT_METRICS},
-                    **{k: str(getattr(m, k)) for k in ("tp", "fp", "fn")},
-                }
-            )
-            if diff is not None:
-                d = diff["by_size"][size]
-                rows.append(
-                    {
-                        "size": "",
-                        "run": _DELTA,
-                        **{k: fmt_delta(d[k]) for k in PLOT_METRICS},
-                        **{k: fmt_delta(d[k], 0) for k in ("tp", "fp", "fn")},
-                    }
-                )
-    return rows
-
-
-def speed_rows(comparison: Comparison) -> list[dict[str, str]]:
-    """Rows of the speed table, from the runs' inference records."""
-    ratios = [1.0 if comparison.baseline.seconds else None]
-    ratios += [d["time_ratio"] for d in comparison.differences()]
-    return [
-        {
-            "run": run.field,
-            "kind": str((run.run_info or {}).get("kind") or "not recorded"),
-            "seconds": fmt(run.seconds, 1),
-            "images_per_second": fmt(run.images_per_second, 2),
-            "time_ratio": fmt_ratio(ratio),
-        }
-        for run, ratio in zip(comparison.runs, ratios, strict=True)
-    ]
+    """The comparison's heading and its recovered / lost counts, as markdown."""
+    review = [f"- {line}" for line in comparison.review_lines()]
+    return "\n\n".join(comparison.heading()) + "\n\n" + "\n".join(review)
 
 
 def plot_traces(comparison: Comparison, metric: str = "mAP") -> list[dict[str, Any]]:
@@ -435,23 +309,12 @@ def _header(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
     panel.md(ctx.panel.get_state("summary") or "", name="summary")
 
 
-def _metrics_table(panel: types.Object) -> None:
-    metrics = types.TableView()
-    for key, label in _METRIC_COLUMNS.items():
-        metrics.add_column(key, label=label)
-    panel.list("metrics_table", types.Object(), view=metrics, label="Metrics")
-
-
-def _size_and_speed_tables(panel: types.Object) -> None:
-    sizes = types.TableView()
-    for key, label in _SIZE_COLUMNS.items():
-        sizes.add_column(key, label=label)
-    panel.list("size_table", types.Object(), view=sizes, label="By object size")
-
-    speed = types.TableView()
-    for key, label in _SPEED_COLUMNS.items():
-        speed.add_column(key, label=label)
-    panel.list("speed_table", types.Object(), view=speed, label="Speed")
+def _table(panel: types.Object, table: Table) -> None:
+    """A ``TableView`` of one of the comparison's tables (rows live in panel state)."""
+    view = types.TableView()
+    for key, label in table.columns.items():
+        view.add_column(key, label=label)
+    panel.list(f"{table.name}_table", types.Object(), view=view, label=table.title)
 
 
 def _plot(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:

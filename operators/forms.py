@@ -1,26 +1,29 @@
-"""Small builders of operator forms, shared by the inference operators.
+"""Small builders of operator forms, shared by the operators.
 
-Each ``*_inputs(ctx, inputs, ...)`` helper adds one group of inputs to a
-``types.Object`` and returns whether that group is complete and valid, so a
-form can stop growing at the first group that needs the user's attention.
-Invalid inputs carry ``invalid=True`` and an ``error_message`` the App shows
-next to them (and that blocks execution, from the App and from Python).
-Checks here are cheap (no model is loaded): the real load happens in
-``execute``, where a failure becomes the run's error.
+Inputs for run settings are made from their ``Setting`` (``SliceOptions``,
+``MergeConfig``, ``ModelOptions``): defaults, labels, bounds and choices are
+read there, never written here. Each ``*_inputs(ctx, inputs, ...)`` helper adds
+one group of inputs to a ``types.Object`` and returns whether that group is
+complete and valid, so a form can stop growing at the first group that needs
+the user's attention. Invalid inputs carry ``invalid=True`` and an
+``error_message`` the App shows next to them (and that blocks execution, from
+the App and from Python). Checks here are cheap (no model is loaded): the real
+load happens in ``execute``, where a failure becomes the run's error.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import fiftyone.operators.types as types
 
-from ..slicer.merge import METRICS, STRATEGIES
+from ..sdk import label_field_problem
+from ..slicer import ConfigError, ModelOptions, PredictOptions, Setting
 from ..slicer.models.ultralytics import ULTRALYTICS_SUFFIXES
-from .inference import label_field_problem
 
 #: Bundled models, offered as choices for the model input.
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -29,6 +32,11 @@ DELEGATE_ABOVE = 50
 #: Devices offered; any torch device string may be typed in.
 DEVICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+#: The settings each group of inputs shows, in order.
+SLICING = ("slice_wh", "overlap", "imgsz", "full_image_pass")
+MERGING = ("merge", "merge_metric", "merge_threshold", "class_agnostic")
+FILTERING = ("confidence", "classes", "max_detections")
 
 
 def target_inputs(ctx: Any, inputs: types.Object) -> int:
@@ -60,11 +68,7 @@ def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> 
             allow_user_input=True,
         ),
     )
-    problem = model_spec_problem(ctx.params.get("model", default))
-    if problem:
-        prop.invalid = True
-        prop.error_message = problem
-    return problem is None
+    return _flag(prop, model_spec_problem(ctx.params.get("model", default)))
 
 
 def model_spec_problem(spec: Any) -> str | None:
@@ -134,127 +138,87 @@ def label_field_inputs(
         bool(params.get("overwrite", False)),
         bool(params.get("skip_existing", False)),
     )
-    if problem:
-        prop.invalid = True
-        prop.error_message = problem
-    return problem is None
+    return _flag(prop, problem)
 
 
-def slicing_inputs(inputs: types.Object) -> None:
-    """Tile size, overlap, tile input size and the optional full-image pass."""
-    inputs.int(
-        "slice_wh",
-        default=640,
-        min=32,
-        label="Slice size (px)",
-        description="Width and height of each tile",
-    )
-    inputs.float(
-        "overlap",
-        default=0.2,
-        min=0.0,
-        max=0.95,
-        label="Overlap",
-        description="Fraction of a tile shared with its neighbour",
-    )
-    inputs.int(
-        "imgsz",
-        min=32,
-        label="Tile input size (px)",
-        description="Model input size for each tile; empty runs tiles at their own size",
-    )
-    inputs.bool(
-        "full_image_pass",
-        default=False,
-        label="Add a full-image pass",
-        description="Also predict on the whole image and merge (helps large objects)",
-    )
+def settings_inputs(
+    ctx: Any,
+    inputs: types.Object,
+    options_cls: type[PredictOptions],
+    names: Sequence[str],
+) -> bool:
+    """Inputs for the named settings of ``options_cls``, checked as the options check them.
+
+    Each value is validated with the ones before it (``overlap`` needs
+    ``slice_wh``), so the error shows next to the input that causes it.
+    """
+    settings = options_cls.settings()
+    given = {}
+    ok = True
+    for name in names:
+        prop = setting_input(inputs, settings[name])
+        value = ctx.params.get(name)
+        if value is None:
+            continue
+        given[name] = value
+        try:
+            options_cls.from_params(given)
+        except ConfigError as error:
+            ok = _flag(prop, str(error)) and ok
+            del given[name]
+    return ok
 
 
-def merge_inputs(inputs: types.Object) -> None:
-    """How duplicates across tiles are merged."""
-    _choice(
-        inputs,
-        "merge",
-        STRATEGIES,
-        "provenance",
-        "Merge strategy",
-        "How duplicates across tile borders become one detection",
-    )
-    _choice(
-        inputs,
-        "merge_metric",
-        METRICS,
-        "iou",
-        "Match metric",
-        "Overlap measure of nms / nmm / greedy_nmm (provenance uses IoU)",
-    )
-    inputs.float(
-        "merge_threshold",
-        default=0.5,
-        min=0.01,
-        max=1.0,
-        label="Merge threshold",
-        description="Overlap above which two detections are the same object",
-    )
-    inputs.bool(
-        "class_agnostic",
-        default=False,
-        label="Merge across classes",
-        description="Also merge duplicates labelled with different classes",
-    )
-
-
-def prediction_inputs(ctx: Any, inputs: types.Object, batching: bool = True) -> bool:
-    """Confidence, classes, detections per image, batch size, device."""
-    inputs.float(
-        "confidence",
-        default=0.25,
-        min=0.0,
-        max=1.0,
-        label="Confidence threshold",
-        description="Detections scoring lower are dropped",
-    )
-    inputs.list(
-        "classes",
-        types.String(),
-        label="Classes",
-        description="Keep only these labels (empty keeps all)",
-        view=types.AutocompleteView(allow_user_input=True, allow_duplicates=False),
-    )
-    inputs.int(
-        "max_detections",
-        min=1,
-        label="Max detections per image",
-        description="Keep the best N per image; empty keeps all",
-    )
-    if batching:
-        inputs.int(
-            "batch_size",
-            default=1,
-            min=1,
-            max=256,
-            label="Batch size",
-            description="Tiles per forward pass (a GPU gains from more)",
+def setting_input(inputs: types.Object, setting: Setting) -> Any:
+    """One input for a ``Setting``: its kind, default, label, help, bounds and choices."""
+    common = {"label": setting.label, "description": setting.help}
+    if setting.kind == "choice":
+        return choice_input(
+            inputs,
+            setting.name,
+            setting.choices or {},
+            setting.default,
+            required=False,  # empty means the default
+            **common,
         )
+    if setting.kind == "list":
+        return inputs.list(
+            setting.name,
+            types.String(),
+            view=types.AutocompleteView(allow_user_input=True, allow_duplicates=False),
+            **common,
+        )
+    if setting.kind == "bool":
+        return inputs.bool(setting.name, default=setting.default, **common)
+    if setting.kind == "str":
+        return inputs.str(setting.name, default=setting.default, **common)
+    bounds = {
+        k: v
+        for k, v in (("min", setting.minimum), ("max", setting.maximum))
+        if v is not None
+    }
+    make = inputs.int if setting.kind == "int" else inputs.float
+    return make(setting.name, default=setting.default, **bounds, **common)
+
+
+def device_inputs(ctx: Any, inputs: types.Object) -> bool:
+    """The device, from ``ModelOptions`` (``auto`` for its default)."""
+    setting = ModelOptions.settings()["device"]
     prop = inputs.str(
         "device",
         default="auto",
-        label="Device",
-        description="auto picks cuda, then mps, then cpu",
+        label=setting.label,
+        description=setting.help,
         view=types.AutocompleteView(
             choices=[types.Choice(d, label=d) for d in DEVICES],
             allow_user_input=True,
         ),
     )
-    device = ctx.params.get("device") or "auto"
-    if not re.match(r"^(auto|cpu|mps|cuda(:\d+)?)$", str(device)):
-        prop.invalid = True
-        prop.error_message = (
-            f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps"
-        )
-        return False
-    return True
+    device = str(ctx.params.get("device") or "auto")
+    problem = None
+    if not _DEVICE.match(device):
+        problem = f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps"
+    return _flag(prop, problem)
 
 
 def prelabel_inputs(inputs: types.Object) -> None:
@@ -282,11 +246,36 @@ def sharding_inputs(ctx: Any, inputs: types.Object) -> bool:
         ),
     )
     num_shards = ctx.params.get("num_shards") or 1
+    problem = None
     if not isinstance(num_shards, int) or num_shards < 1:
-        prop.invalid = True
-        prop.error_message = "Shards must be a positive whole number"
-        return False
-    return True
+        problem = "Shards must be a positive whole number"
+    return _flag(prop, problem)
+
+
+def choice_input(
+    inputs: types.Object,
+    name: str,
+    choices: Mapping[str, str] | Sequence[str],
+    default: str | None,
+    *,
+    label: str,
+    description: str | None = None,
+    required: bool = True,
+) -> Any:
+    """A dropdown; ``choices`` maps each value to a one-line description, or lists values."""
+    view = types.DropdownView()
+    described = choices if isinstance(choices, Mapping) else dict.fromkeys(choices)
+    for value, text in described.items():
+        view.add_choice(value, label=value, description=text)
+    return inputs.enum(
+        name,
+        view.values(),
+        default=default,
+        required=required,
+        label=label,
+        description=description,
+        view=view,
+    )
 
 
 def device_param(value: Any) -> str | None:
@@ -294,23 +283,9 @@ def device_param(value: Any) -> str | None:
     return None if value in (None, "", "auto") else str(value)
 
 
-def _choice(
-    inputs: types.Object,
-    name: str,
-    choices: dict[str, str],
-    default: str,
-    label: str,
-    description: str,
-) -> None:
-    """A dropdown whose options carry their own one-line description."""
-    view = types.DropdownView()
-    for value, text in choices.items():
-        view.add_choice(value, label=value, description=text)
-    inputs.enum(
-        name,
-        view.values(),
-        default=default,
-        label=label,
-        description=description,
-        view=view,
-    )
+def _flag(prop: Any, problem: str | None) -> bool:
+    """Marks ``prop`` invalid with ``problem`` (when there is one); True if valid."""
+    if problem:
+        prop.invalid = True
+        prop.error_message = problem
+    return problem is None

@@ -1,10 +1,10 @@
 """The ``run_sliced_inference`` and ``run_baseline_inference`` operators.
 
-Each is a form (``forms``) over one SDK call (``inference``). They run
+Each is a form (``forms``) over one SDK call (``sdk.inference``). They run
 immediately with progress in the App, or delegated (the App defaults to
 delegated above ``forms.DELEGATE_ABOVE`` samples) with progress on the run's
 page. With ``num_shards = N > 1`` an invocation only queues N delegated
-operations, one per disjoint shard of the target (``inference.shard_views``),
+operations, one per disjoint shard of the target (``sdk.shard_views``),
 for N ``fiftyone delegated launch`` workers to run in parallel.
 """
 
@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..sdk import InferenceRun, baseline_run, sliced_run
+from ..slicer import MergeConfig, PredictOptions, SliceOptions
 from . import forms
-from .inference import InferenceRun, baseline_run, sliced_run
 
-PLUGIN = "@slicer/sliced-inference"
+#: Keywords of ``__call__`` besides the settings of ``options_cls``.
+_CALL_KEYWORDS = {"device", "half", "overwrite", "skip_existing", "tags"}
 #: Least seconds between two progress updates sent to the App or the database.
 PROGRESS_INTERVAL_S = 0.5
 
@@ -30,7 +32,8 @@ PROGRESS_INTERVAL_S = 0.5
 class _InferenceOperator(foo.Operator):
     """What both inference operators share: execution, progress, sharding."""
 
-    kind = ""
+    #: ``SliceOptions`` or ``PredictOptions``: the settings the form shows.
+    options_cls: type[PredictOptions] = PredictOptions
     default_field = ""
 
     def resolve_placement(self, ctx: Any) -> types.Placement:
@@ -102,21 +105,65 @@ class _InferenceOperator(foo.Operator):
 
     def build_run(self, ctx: Any) -> InferenceRun:
         """The SDK run the form's parameters describe (on the target view)."""
-        raise NotImplementedError
-
-    def _run_options(self, ctx: Any) -> dict[str, Any]:
         params = ctx.params
         shard = params.get("shard_index")
-        return {
-            "device": forms.device_param(params.get("device")),
-            "half": bool(params.get("half", False)),
-            "overwrite": bool(params.get("overwrite", False)),
-            "skip_existing": bool(params.get("skip_existing", False)),
-            "tags": params.get("tags") or None,
-            "token": _secret(ctx, "HF_TOKEN"),
-            "shard": None if shard is None else (shard, params["num_shards"]),
-            "run_id": params.get("run_id"),
+        settings = {k: params[k] for k in self.options_cls.settings() if k in params}
+        make = sliced_run if self.options_cls is SliceOptions else baseline_run
+        return make(
+            ctx.target_view(),
+            params["model"],
+            params["label_field"],
+            **settings,
+            device=forms.device_param(params.get("device")),
+            half=bool(params.get("half", False)),
+            overwrite=bool(params.get("overwrite", False)),
+            skip_existing=bool(params.get("skip_existing", False)),
+            tags=params.get("tags") or None,
+            token=_secret(ctx, "HF_TOKEN"),
+            shard=None if shard is None else (shard, params["num_shards"]),
+            run_id=params.get("run_id"),
+        )
+
+    def _run_inputs(self, ctx: Any, inputs: types.Object) -> None:
+        """Device, tags and shards: what every run form ends with."""
+        forms.device_inputs(ctx, inputs)
+        forms.prelabel_inputs(inputs)
+        forms.sharding_inputs(ctx, inputs)
+
+    def _call(
+        self,
+        sample_collection: fo.core.collections.SampleCollection,
+        model: str,
+        label_field: str,
+        num_shards: int,
+        delegate: bool,
+        keywords: dict[str, Any],
+    ) -> Any:
+        """``__call__``: checks the keywords, then runs the operator on their JSON form."""
+        settings = self.options_cls.settings()
+        unknown = set(keywords) - set(settings) - _CALL_KEYWORDS
+        if unknown:
+            raise TypeError(
+                f"{self.config.name} got unknown keyword(s) {sorted(unknown)}; it "
+                f"takes {', '.join([*settings, *sorted(_CALL_KEYWORDS)])}"
+            )
+        # Bad values fail here, in the caller's words, not in the operator.
+        self.options_cls.from_params(
+            {k: keywords[k] for k in settings if k in keywords}
+        )
+        params = {
+            "model": str(model),
+            "label_field": label_field,
+            "num_shards": num_shards,
+            **{k: _json_value(v) for k, v in keywords.items() if v is not None},
+            # From Python, return the summary rather than stream progress to an App.
+            "stream_progress": False,
         }
+        return foo.execute_operator(
+            self.uri,
+            ctx={"view": sample_collection.view(), "params": params},
+            request_delegation=delegate,
+        )
 
     def _common_inputs(self, ctx: Any, inputs: types.Object) -> bool:
         """Target, model and output field; True once all three are valid."""
@@ -135,7 +182,7 @@ class _InferenceOperator(foo.Operator):
 class RunSlicedInference(_InferenceOperator):
     """Runs a detector on overlapping tiles of each image and merges the results."""
 
-    kind = "sliced"
+    options_cls = SliceOptions
     default_field = "sliced"
 
     @property
@@ -154,34 +201,11 @@ class RunSlicedInference(_InferenceOperator):
     def resolve_input(self, ctx: Any) -> types.Property:
         inputs = types.Object()
         if self._common_inputs(ctx, inputs):
-            forms.slicing_inputs(inputs)
-            forms.merge_inputs(inputs)
-            forms.prediction_inputs(ctx, inputs, batching=True)
-            forms.prelabel_inputs(inputs)
-            forms.sharding_inputs(ctx, inputs)
+            for group in (forms.SLICING, forms.MERGING, forms.FILTERING):
+                forms.settings_inputs(ctx, inputs, SliceOptions, group)
+            forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
+            self._run_inputs(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Run sliced inference"))
-
-    def build_run(self, ctx: Any) -> InferenceRun:
-        p = ctx.params
-        return sliced_run(
-            ctx.target_view(),
-            p["model"],
-            p["label_field"],
-            slice_wh=p.get("slice_wh") or 640,
-            overlap=p.get("overlap", 0.2),
-            imgsz=p.get("imgsz"),
-            full_image_pass=bool(p.get("full_image_pass", False)),
-            full_image_imgsz=p.get("full_image_imgsz"),
-            batch_size=p.get("batch_size") or 1,
-            confidence=p.get("confidence", 0.25),
-            classes=p.get("classes") or None,
-            max_detections=p.get("max_detections"),
-            merge=p.get("merge") or "provenance",
-            merge_metric=p.get("merge_metric") or "iou",
-            merge_threshold=p.get("merge_threshold", 0.5),
-            class_agnostic=bool(p.get("class_agnostic", False)),
-            **self._run_options(ctx),
-        )
 
     def __call__(
         self,
@@ -189,37 +213,23 @@ class RunSlicedInference(_InferenceOperator):
         model: str,
         label_field: str,
         *,
-        slice_wh: int = 640,
-        overlap: float = 0.2,
-        imgsz: int | None = None,
-        full_image_pass: bool = False,
-        batch_size: int = 1,
-        confidence: float = 0.25,
-        classes: Sequence[str] | None = None,
-        max_detections: int | None = None,
-        merge: str = "provenance",
-        merge_metric: str = "iou",
-        merge_threshold: float = 0.5,
-        class_agnostic: bool = False,
-        device: str | None = None,
-        overwrite: bool = False,
-        skip_existing: bool = False,
-        tags: Sequence[str] | None = None,
         num_shards: int = 1,
         delegate: bool = False,
+        **keywords: Any,
     ) -> Any:
         """Runs the operator from Python, like ``sliced_inference.apply_sliced_model``.
 
-        Parameters are those of the form (and of the SDK function); ``model``
-        must be a path or hub id, since operator parameters are JSON.
-
         Args:
             sample_collection: the dataset or view to label.
-            model: a model path or Hugging Face hub id.
+            model: a model path or Hugging Face hub id (operator parameters
+                are JSON, so no model objects).
             label_field: the ``Detections`` field to write.
-            delegate: queue a delegated operation instead of running now.
             num_shards: with N > 1, queue N delegated operations, one per
                 disjoint shard of ``sample_collection``.
+            delegate: queue a delegated operation instead of running now.
+            **keywords: the settings of ``apply_sliced_model`` (``slice_wh``,
+                ``overlap``, ``merge``, ..., ``device``, ``overwrite``,
+                ``skip_existing``, ``tags``).
 
         Returns:
             an ``ExecutionResult``; ``.result`` is the run's summary dict when
@@ -233,34 +243,15 @@ class RunSlicedInference(_InferenceOperator):
             result = op(dataset, "models/small-objects-det.pt", "sliced", slice_wh=512)
             print(result.result["processed"])
         """
-        params = {
-            "model": str(model),
-            "label_field": label_field,
-            "slice_wh": slice_wh,
-            "overlap": overlap,
-            "imgsz": imgsz,
-            "full_image_pass": full_image_pass,
-            "batch_size": batch_size,
-            "confidence": confidence,
-            "classes": list(classes) if classes else None,
-            "max_detections": max_detections,
-            "merge": merge,
-            "merge_metric": merge_metric,
-            "merge_threshold": merge_threshold,
-            "class_agnostic": class_agnostic,
-            "device": device or "auto",
-            "overwrite": overwrite,
-            "skip_existing": skip_existing,
-            "tags": list(tags) if tags else None,
-            "num_shards": num_shards,
-        }
-        return _call(self, sample_collection, params, delegate)
+        return self._call(
+            sample_collection, model, label_field, num_shards, delegate, keywords
+        )
 
 
 class RunBaselineInference(_InferenceOperator):
     """Runs the same detector on each whole image, for comparison with sliced runs."""
 
-    kind = "baseline"
+    options_cls = PredictOptions
     default_field = "baseline"
 
     @property
@@ -279,29 +270,10 @@ class RunBaselineInference(_InferenceOperator):
     def resolve_input(self, ctx: Any) -> types.Property:
         inputs = types.Object()
         if self._common_inputs(ctx, inputs):
-            inputs.int(
-                "imgsz",
-                min=32,
-                label="Input size (px)",
-                description="Model input size; empty uses the model's own (e.g. 1280 to see more)",
-            )
-            forms.prediction_inputs(ctx, inputs, batching=False)
-            forms.prelabel_inputs(inputs)
-            forms.sharding_inputs(ctx, inputs)
+            settings = ("imgsz", *forms.FILTERING)
+            forms.settings_inputs(ctx, inputs, PredictOptions, settings)
+            self._run_inputs(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Run baseline inference"))
-
-    def build_run(self, ctx: Any) -> InferenceRun:
-        p = ctx.params
-        return baseline_run(
-            ctx.target_view(),
-            p["model"],
-            p["label_field"],
-            imgsz=p.get("imgsz"),
-            confidence=p.get("confidence", 0.25),
-            classes=p.get("classes") or None,
-            max_detections=p.get("max_detections"),
-            **self._run_options(ctx),
-        )
 
     def __call__(
         self,
@@ -309,16 +281,9 @@ class RunBaselineInference(_InferenceOperator):
         model: str,
         label_field: str,
         *,
-        imgsz: int | None = None,
-        confidence: float = 0.25,
-        classes: Sequence[str] | None = None,
-        max_detections: int | None = None,
-        device: str | None = None,
-        overwrite: bool = False,
-        skip_existing: bool = False,
-        tags: Sequence[str] | None = None,
         num_shards: int = 1,
         delegate: bool = False,
+        **keywords: Any,
     ) -> Any:
         """Runs the operator from Python, like ``sliced_inference.apply_baseline_model``.
 
@@ -326,9 +291,10 @@ class RunBaselineInference(_InferenceOperator):
             sample_collection: the dataset or view to label.
             model: a model path or Hugging Face hub id.
             label_field: the ``Detections`` field to write.
-            imgsz: model input size; ``None`` uses the model's own.
-            delegate: queue a delegated operation instead of running now.
             num_shards: with N > 1, queue N delegated operations (one per shard).
+            delegate: queue a delegated operation instead of running now.
+            **keywords: the settings of ``apply_baseline_model`` (``imgsz``,
+                ``confidence``, ..., ``device``, ``overwrite``, ``tags``).
 
         Returns:
             an ``ExecutionResult`` (see ``RunSlicedInference.__call__``).
@@ -340,20 +306,9 @@ class RunBaselineInference(_InferenceOperator):
             op = foo.get_operator("@slicer/sliced-inference/run_baseline_inference")
             op(dataset, "models/small-objects-det.pt", "baseline", imgsz=1280)
         """
-        params = {
-            "model": str(model),
-            "label_field": label_field,
-            "imgsz": imgsz,
-            "confidence": confidence,
-            "classes": list(classes) if classes else None,
-            "max_detections": max_detections,
-            "device": device or "auto",
-            "overwrite": overwrite,
-            "skip_existing": skip_existing,
-            "tags": list(tags) if tags else None,
-            "num_shards": num_shards,
-        }
-        return _call(self, sample_collection, params, delegate)
+        return self._call(
+            sample_collection, model, label_field, num_shards, delegate, keywords
+        )
 
 
 def queue_shards(ctx: Any, operator: foo.Operator) -> dict[str, Any]:
@@ -417,22 +372,6 @@ def _is_dispatcher(params: dict[str, Any]) -> bool:
     return (params.get("num_shards") or 1) > 1 and params.get("shard_index") is None
 
 
-def _call(
-    operator: _InferenceOperator,
-    sample_collection: fo.core.collections.SampleCollection,
-    params: dict[str, Any],
-    delegate: bool,
-) -> Any:
-    params = {k: v for k, v in params.items() if v is not None}
-    # From Python, return the summary rather than stream progress to an App.
-    params["stream_progress"] = False
-    return foo.execute_operator(
-        operator.uri,
-        ctx={"view": sample_collection.view(), "params": params},
-        request_delegation=delegate,
-    )
-
-
 def _streamed(ctx: Any, run: InferenceRun) -> Iterator[Any]:
     """Runs ``run`` as a generator that streams progress to the App."""
     last = 0.0
@@ -469,3 +408,15 @@ def _secret(ctx: Any, key: str) -> str | None:
         return ctx.secret(key) or None
     except Exception:  # secrets unavailable (e.g. no secrets backend)
         return None
+
+
+def _json_value(value: Any) -> Any:
+    """A keyword's value as operator parameters carry it (JSON)."""
+    if isinstance(value, MergeConfig):
+        raise TypeError(
+            "operator parameters are JSON: pass merge=<strategy name> and the "
+            "merge_* keywords instead of a MergeConfig"
+        )
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -16,8 +16,10 @@ from .errors import ConfigError, ImageError, ModelLoadError, SlicerError
 from .images import load_image, to_rgb
 from .merge import MergeConfig, merge_detections
 from .models import CallableModel, TileModel, load_model, select_device
+from .options import ModelOptions, PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
-from .sliced import SliceOptions, predict_full_image, predict_sliced
+from .settings import Setting, settings_of
+from .sliced import predict_full_image, predict_sliced
 from .tiles import overlap_pixels, tile_boxes
 
 __all__ = [
@@ -27,7 +29,10 @@ __all__ = [
     "ImageError",
     "MergeConfig",
     "ModelLoadError",
+    "ModelOptions",
+    "PredictOptions",
     "Predictions",
+    "Setting",
     "SliceOptions",
     "SlicerError",
     "TileModel",
@@ -38,6 +43,7 @@ __all__ = [
     "predict_full_image",
     "predict_sliced",
     "select_device",
+    "settings_of",
     "tile_boxes",
     "to_rgb",
 ]

@@ -27,6 +27,7 @@ from .candidates import intersect_boxes, overlapping_pairs, pair_ios, pair_iou
 from .errors import ConfigError
 from .masks import paste_union
 from .predictions import FULL_IMAGE, Predictions
+from .settings import setting
 from .tiles import interior_edges
 
 #: Merge strategies, with what each does to a cluster of matching detections.
@@ -100,10 +101,41 @@ class MergeConfig:
         0.5
     """
 
-    strategy: str = "provenance"
-    metric: str = "iou"
-    threshold: float = 0.5
-    class_agnostic: bool = False
+    strategy: str = setting(
+        "provenance",
+        label="Merge strategy",
+        help="How duplicates across tile borders become one detection; "
+        "nms / greedy_nmm reproduce SAHI's and supervision's settings.",
+        kind="choice",
+        choices=STRATEGIES,
+        param="merge",
+    )
+    metric: str = setting(
+        "iou",
+        label="Match metric",
+        help="Overlap measure of nms / nmm / greedy_nmm (provenance uses IoU "
+        "of the region both tiles saw).",
+        kind="choice",
+        choices=METRICS,
+        param="merge_metric",
+    )
+    threshold: float = setting(
+        0.5,
+        label="Merge threshold",
+        help="Overlap above which two detections are the same object; lower it "
+        "if duplicates remain at tile borders.",
+        kind="float",
+        minimum=0.01,
+        maximum=1.0,
+        param="merge_threshold",
+    )
+    class_agnostic: bool = setting(
+        False,
+        label="Merge across classes",
+        help="Classic strategies also merge duplicates labelled with different "
+        "classes (provenance does so above cross_class_threshold).",
+        kind="bool",
+    )
     cross_class_threshold: float = 0.8
     large_object_size: float = 0.5
 

@@ -2,105 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
 from .images import load_image, to_rgb
-from .merge import MergeConfig, merge_detections
-from .models import TileModel, load_model
+from .merge import merge_detections
+from .models import BatchedTileModel, TileModel, load_model
+from .options import PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
-from .tiles import (
-    Overlap,
-    SliceWH,
-    interior_edges,
-    normalize_slice_wh,
-    overlap_pixels,
-    tile_boxes,
-)
+from .tiles import interior_edges, tile_boxes
 
 #: A detection within this many pixels of an interior tile edge counts as cut by it.
 EDGE_MARGIN = 2.0
-
-
-@dataclass(frozen=True)
-class SliceOptions:
-    """Every setting of a sliced run, validated once when built.
-
-    Attributes:
-        slice_wh: tile size in pixels, an int or ``(width, height)``.
-        overlap: ratio in ``[0, 1)`` (float or pair) or pixels (int or pair).
-        imgsz: model input size for tiles; ``None`` runs each tile at its own
-            resolution, so small objects are not shrunk again.
-        full_image_pass: also predict on the whole image and merge, which
-            helps objects larger than a tile.
-        full_image_imgsz: input size of that pass; ``None`` = the model's own.
-        batch_size: tiles per forward pass (all of one shape).
-        confidence: minimum score kept.
-        classes: labels (or ids) to keep; ``None`` keeps all.
-        max_detections: most detections per image after merging (best first).
-        merge: how duplicates across tiles are merged.
-
-    Example::
-
-        >>> SliceOptions(slice_wh=512, overlap=0.25).slice_wh
-        (512, 512)
-    """
-
-    slice_wh: SliceWH = 640
-    overlap: Overlap = 0.2
-    imgsz: int | None = None
-    full_image_pass: bool = False
-    full_image_imgsz: int | None = None
-    batch_size: int = 1
-    confidence: float = 0.25
-    classes: Sequence[str | int] | None = None
-    max_detections: int | None = None
-    merge: MergeConfig = field(default_factory=MergeConfig)
-
-    def __post_init__(self) -> None:
-        slice_wh = normalize_slice_wh(self.slice_wh)
-        object.__setattr__(self, "slice_wh", slice_wh)
-        overlap_pixels(self.overlap, slice_wh)  # validates
-        if isinstance(self.overlap, list):
-            object.__setattr__(self, "overlap", tuple(self.overlap))
-        if isinstance(self.merge, str):
-            object.__setattr__(self, "merge", MergeConfig(strategy=self.merge))
-        elif isinstance(self.merge, dict):
-            object.__setattr__(self, "merge", MergeConfig(**self.merge))
-        check_common_options(self.confidence, self.batch_size, self.max_detections)
-        for name in ("imgsz", "full_image_imgsz"):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, (int, np.integer)) or value <= 0
-            ):
-                raise ConfigError(
-                    f"{name} must be a positive int or None, got {value!r}"
-                )
-        if self.classes is not None:
-            object.__setattr__(self, "classes", tuple(self.classes))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly settings, for run records."""
-        return asdict(self)
-
-
-def check_common_options(
-    confidence: float, batch_size: int, max_detections: int | None
-) -> None:
-    """Validates the options sliced and full-image runs share."""
-    if not isinstance(confidence, (int, float)) or not 0.0 <= confidence <= 1.0:
-        raise ConfigError(f"confidence must be in [0, 1], got {confidence!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-    if max_detections is not None and max_detections < 1:
-        raise ConfigError(
-            f"max_detections must be positive or None, got {max_detections!r}"
-        )
 
 
 def predict_sliced(
@@ -126,7 +43,7 @@ def predict_sliced(
         >>> model = load_model("models/small-objects-det.pt")
         >>> preds = predict_sliced("large.jpg", model, slice_wh=640, overlap=0.2)  # doctest: +SKIP
     """
-    options = _options(options, overrides)
+    options = _options(SliceOptions, options, overrides)
     model = load_model(model)
     rgb = _as_rgb(image)
     height, width = rgb.shape[:2]
@@ -147,21 +64,28 @@ def predict_sliced(
 def predict_full_image(
     image: np.ndarray | str | Path,
     model: Any,
-    *,
-    imgsz: int | None = None,
-    confidence: float = 0.25,
-    classes: Sequence[str | int] | None = None,
-    max_detections: int | None = None,
+    options: PredictOptions | None = None,
+    **overrides: Any,
 ) -> Predictions:
     """The baseline: one prediction on the whole image, shrunk to the model's input size.
 
-    ``imgsz`` raises the input resolution (e.g. 1280) instead of slicing.
+    Args:
+        image: an RGB ``HxWx3`` array or an image path.
+        model: anything ``load_model`` accepts.
+        options: ``PredictOptions`` (``imgsz`` raises the input resolution,
+            e.g. 1280, instead of slicing); keyword ``overrides`` replace its
+            fields.
+
+    Example::
+
+        >>> preds = predict_full_image("large.jpg", model, imgsz=1280)  # doctest: +SKIP
     """
-    check_common_options(confidence, 1, max_detections)
+    options = _options(PredictOptions, options, overrides)
     model = load_model(model)
     rgb = _as_rgb(image)
-    preds = _predict_whole(rgb, model, imgsz, confidence)
-    return _best(keep_classes(preds, classes).sorted_by_score(), max_detections)
+    preds = _predict_whole(rgb, model, options.imgsz, options.confidence)
+    preds = keep_classes(preds, options.classes).sorted_by_score()
+    return _best(preds, options.max_detections)
 
 
 def keep_classes(
@@ -213,7 +137,7 @@ def _predict_tiles(
     interior = interior_edges(tiles, (width, height))
     batches = list(iter_tile_batches(image, tiles, options.batch_size))
     crops = (crops for _, crops in batches)
-    if hasattr(model, "predict_batches"):
+    if isinstance(model, BatchedTileModel):
         outputs = model.predict_batches(
             crops, imgsz=options.imgsz, confidence=options.confidence
         )
@@ -232,7 +156,7 @@ def _predict_tiles(
 def _predict_whole(
     image: np.ndarray, model: TileModel, imgsz: int | None, confidence: float
 ) -> Predictions:
-    imgsz = imgsz or getattr(model, "default_imgsz", None)
+    imgsz = imgsz or model.default_imgsz
     (preds,) = model.predict_tiles([image], imgsz=imgsz, confidence=confidence)
     preds.tile_index = np.full(len(preds), FULL_IMAGE, dtype=np.int32)
     preds.truncated = np.zeros(len(preds), dtype=bool)
@@ -251,9 +175,9 @@ def _as_rgb(image: np.ndarray | str | Path) -> np.ndarray:
     return to_rgb(image)
 
 
-def _options(options: SliceOptions | None, overrides: dict[str, Any]) -> SliceOptions:
+def _options(cls: type, options: Any, overrides: dict[str, Any]) -> Any:
     if options is None:
-        return SliceOptions(**overrides)
+        return cls(**overrides)
     if overrides:
-        return SliceOptions(**{**options.__dict__, **overrides})
+        return dataclasses.replace(options, **overrides)
     return options

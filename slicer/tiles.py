@@ -15,13 +15,19 @@ Overlap = float | int | tuple[float, float] | tuple[int, int] | Sequence[float]
 
 def normalize_slice_wh(slice_wh: SliceWH) -> tuple[int, int]:
     """``640`` or ``(640, 480)`` -> ``(640, 480)``, validated (each side > 0)."""
-    if isinstance(slice_wh, (int, np.integer)) and not isinstance(slice_wh, bool):
+    if _is_int(slice_wh):
         pair = (int(slice_wh), int(slice_wh))
-    elif isinstance(slice_wh, Sequence) and len(slice_wh) == 2:
+    elif (
+        isinstance(slice_wh, Sequence)
+        and not isinstance(slice_wh, str)
+        and len(slice_wh) == 2
+        and all(_is_int(v) for v in slice_wh)
+    ):
         pair = (int(slice_wh[0]), int(slice_wh[1]))
     else:
         raise ConfigError(
-            f"slice_wh must be an int or a (width, height) pair, got {slice_wh!r}"
+            "slice_wh must be a whole number of pixels or a (width, height) pair "
+            f"of them, got {slice_wh!r}"
         )
     if min(pair) <= 0:
         raise ConfigError(f"slice size must be positive, got {pair[0]}x{pair[1]}")
@@ -128,4 +134,10 @@ def interior_edges(tiles: np.ndarray, image_wh: tuple[int, int]) -> np.ndarray:
     return np.stack(
         [tiles[:, 0] > 0, tiles[:, 1] > 0, tiles[:, 2] < width, tiles[:, 3] < height],
         axis=1,
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
     )

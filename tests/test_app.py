@@ -46,9 +46,9 @@ from app_driver import (
 )
 
 import sliced_inference as si
+from sliced_inference.evaluation import list_comparisons, load_comparison
+from sliced_inference.evaluation.table import fmt
 from sliced_inference.operators.compare_operator import PANEL_NAME
-from sliced_inference.operators.comparison import list_comparisons, load_comparison
-from sliced_inference.operators.comparison_table import fmt
 from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 from sliced_inference.synthetic import CLASSES, generate_scene, image_seed
 
 TILE = 640
-# Seeds 100 and 200 made the training and validation data (models/train.py).
+# Seeds 100 and 200 made the training and validation data (models/training/train.py).
 UNSEEN_SEED = image_seed(400, 0)
 
 

@@ -20,17 +20,18 @@ from fiftyone import ViewField as F
 from fiftyone.operators.executor import ExecutionContext, Executor
 
 import sliced_inference as si
+from sliced_inference.evaluation import (
+    Comparison,
+    is_current,
+    list_comparisons,
+    load_comparison,
+)
+from sliced_inference.evaluation.sizes import size_ranges
+from sliced_inference.evaluation.store import default_comparison_key
 from sliced_inference.operators.compare_operator import PANEL_NAME
 from sliced_inference.operators.compare_panel import (
     MODEL_EVALUATION_PANEL,
     ComparisonPanel,
-)
-from sliced_inference.operators.comparison import (
-    Comparison,
-    default_comparison_key,
-    list_comparisons,
-    load_comparison,
-    size_ranges,
 )
 from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
 
@@ -128,7 +129,7 @@ def test_differences_and_serialisation(compared) -> None:
     table = str(comparison)
     for name in FIELDS:
         assert name in table
-    assert "vs baseline" in table and "small (" in table
+    assert "Δ vs baseline" in table and "small (" in table
     assert list_comparisons(dataset)[0] == comparison.key
     assert load_comparison(dataset).to_dict() == data
 
@@ -154,17 +155,13 @@ def test_three_runs_compare_in_one_table(compared) -> None:
     sliced = comparison.run("sliced")
     assert confident.overall.num_pred <= sliced.overall.num_pred
     assert confident.lost is not None and confident.recovered is not None
-    rows = [
-        line
-        for line in str(comparison).splitlines()
-        if line.startswith("  vs baseline")
-    ]
-    assert len(rows) == 4  # overall and by-size difference rows of two runs
+    rows = [line for line in str(comparison).splitlines() if "Δ vs baseline" in line]
+    assert len(rows) == 2 * (1 + 3)  # two runs: overall and per size (3 sizes)
 
 
 def test_panel_loads_and_renders_the_stored_comparison(compared) -> None:
     dataset, comparison = compared
-    if not comparison.is_current(dataset):  # only when tests run out of file order
+    if not is_current(dataset, comparison):  # only when tests run out of file order
         comparison = si.compare_runs(dataset, "ground_truth", FIELDS)
     panel, ctx, executor = _panel_context(dataset, {"comparison_key": comparison.key})
     panel.on_load(ctx)
@@ -287,7 +284,7 @@ def test_panel_notices_changed_evaluations_and_reruns(compared) -> None:
     comparison = load_comparison(
         dataset, default_comparison_key(["baseline", "sliced"])
     )
-    if comparison is None or not comparison.is_current(dataset):
+    if comparison is None or not is_current(dataset, comparison):
         comparison = si.compare_runs(dataset, "ground_truth", ["baseline", "sliced"])
     dataset.evaluate_detections(
         "sliced", gt_field="ground_truth", eval_key="si_sliced", iou=0.3
@@ -298,7 +295,7 @@ def test_panel_notices_changed_evaluations_and_reruns(compared) -> None:
     assert "rerun" in panel.render(ctx).to_json()["type"]["properties"]
     panel.rerun(ctx)
     assert not ctx.panel_state["stale"]
-    assert load_comparison(dataset, comparison.key).is_current(dataset)
+    assert is_current(dataset, load_comparison(dataset, comparison.key))
 
 
 def test_panel_without_comparisons_says_what_to_do() -> None:

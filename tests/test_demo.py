@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO_ROOT
 
 from sliced_inference import demo
-from sliced_inference.operators.comparison import load_comparison
+from sliced_inference.evaluation import load_comparison
 
 
 @pytest.fixture(scope="module")

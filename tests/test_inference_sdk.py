@@ -15,19 +15,20 @@ import numpy as np
 import pytest
 
 import sliced_inference as si
-from sliced_inference.operators.fiftyone_model import FiftyOneTileModel
-from sliced_inference.operators.inference import (
+from sliced_inference.sdk import (
     LabelFieldError,
     cached_model,
     shard_of,
     shard_views,
     sliced_run,
 )
-from sliced_inference.operators.labels import to_detections, to_predictions
+from sliced_inference.sdk.fiftyone_model import FiftyOneTileModel
+from sliced_inference.sdk.labels import predictions_from_detections, to_detections
 from sliced_inference.slicer import (
     CallableModel,
     ConfigError,
     ModelLoadError,
+    ModelOptions,
     Predictions,
 )
 from sliced_inference.synthetic import (
@@ -280,8 +281,8 @@ def test_progress_callback_and_model_cache(
         ds, _center_model(), "preds", progress=lambda f, label: seen.append(f)
     )
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
-    model = cached_model(str(det_model_path), device="cpu")
-    assert cached_model(str(det_model_path), device="cpu") is model
+    model = cached_model(str(det_model_path), ModelOptions(device="cpu"))
+    assert cached_model(str(det_model_path), ModelOptions(device="cpu")) is model
 
 
 def test_shard_views_are_disjoint_stable_and_complete(dataset: fo.Dataset) -> None:
@@ -394,7 +395,9 @@ def test_to_detections_clips_masks_and_boxes_to_the_image() -> None:
     assert dets[0].mask.shape == (10, 10)
     assert (dets[0].tile, dets[0].truncated) == (3, True)
     assert dets[1].tile == -1
-    back = to_predictions(fo.Detections(detections=dets), 100, 50, {"car": 0})
+    back = predictions_from_detections(
+        fo.Detections(detections=dets), 100, 50, {"car": 0}
+    )
     np.testing.assert_allclose(back.boxes[1], [10, 10, 20, 20], atol=1e-4)
     assert back.mask_boxes.tolist()[0] == [90, 5, 100, 15]
 

@@ -30,8 +30,7 @@ from fiftyone.operators.delegated import DelegatedOperationService
 from PIL import Image
 
 import sliced_inference as si
-from sliced_inference.operators import inference
-from sliced_inference.operators.inference import LabelFieldError
+from sliced_inference.sdk import LabelFieldError, batch_writer, run
 from sliced_inference.slicer import ConfigError, ModelLoadError, load_image
 from sliced_inference.synthetic import (
     generate_scene,
@@ -390,8 +389,8 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
             raise RuntimeError("injected failure at sample 4")
         return load_image(path)
 
-    monkeypatch.setattr(inference, "WRITE_BATCH_SIZE", 2)
-    monkeypatch.setattr(inference, "load_image", failing_load_image)
+    monkeypatch.setattr(batch_writer, "WRITE_BATCH_SIZE", 2)
+    monkeypatch.setattr(run, "load_image", failing_load_image)
     with pytest.raises(RuntimeError, match="injected failure"):
         si.apply_sliced_model(dataset, str(det_model_path), "preds")
     partial = detection_values(dataset, "preds")
@@ -402,7 +401,7 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
     info = si.get_run_info(dataset, "preds")
     assert info["status"] == "failed" and "injected failure" in info["failure"]
 
-    monkeypatch.setattr(inference, "load_image", load_image)
+    monkeypatch.setattr(run, "load_image", load_image)
     resumed = si.apply_sliced_model(
         dataset, str(det_model_path), "preds", skip_existing=True
     )
@@ -419,10 +418,10 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
 _LABEL_SCRIPT = """
 import sys
 import sliced_inference as si
-from sliced_inference.operators import inference
+from sliced_inference.sdk import batch_writer
 import fiftyone as fo
 
-inference.WRITE_BATCH_SIZE = 1
+batch_writer.WRITE_BATCH_SIZE = 1
 dataset = fo.load_dataset(sys.argv[1])
 si.apply_sliced_model(dataset, sys.argv[2], "preds", skip_existing=True)
 """
@@ -555,7 +554,7 @@ import json, sys
 import fiftyone as fo
 import numpy as np
 import sliced_inference as si
-from sliced_inference.operators.inference import cached_model
+from sliced_inference.sdk import cached_model
 from sliced_inference.slicer import predict_sliced
 
 def status_mb(key):

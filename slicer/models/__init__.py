@@ -10,16 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .base import TileModel, input_scale, select_device
-from .callable_model import CallableModel, to_predictions
+from .base import BatchedTileModel, TileModel, input_scale, select_device
+from .callable_model import CallableModel, predictions_from_output
 
 __all__ = [
+    "BatchedTileModel",
     "CallableModel",
     "TileModel",
     "input_scale",
     "load_model",
     "select_device",
-    "to_predictions",
+    "predictions_from_output",
 ]
 
 

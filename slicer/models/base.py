@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -18,10 +18,25 @@ class TileModel(Protocol):
     Tiles are ``HxWx3`` uint8 arrays in **RGB** order (the engine converts every
     image to RGB once, when it is loaded). Each returned ``Predictions`` is in
     that tile's pixel coordinates; the engine shifts it into the image.
+
+    What the engine reads:
+
+    - ``class_names``: class id -> label;
+    - ``default_imgsz``: the input size of a whole-image pass when none is
+      given (the size the model was trained at), or ``None`` when the model
+      sizes its own input;
+    - ``segments``: whether predictions carry instance masks;
+    - ``predict_tiles``; and, when the adapter also implements
+      ``BatchedTileModel``, ``predict_batches``, which gets every batch of an
+      image at once (to overlap them, e.g. two streams on a CPU).
     """
 
     #: class id -> label
     class_names: dict[int, str]
+    #: input size of a whole-image pass, or None (the model sizes its input)
+    default_imgsz: int | None
+    #: whether predictions carry instance masks
+    segments: bool
 
     def predict_tiles(
         self,
@@ -31,6 +46,21 @@ class TileModel(Protocol):
         confidence: float = 0.25,
     ) -> list[Predictions]:
         """Predicts on each tile; ``imgsz`` overrides the model's input size."""
+        ...
+
+
+@runtime_checkable
+class BatchedTileModel(TileModel, Protocol):
+    """A ``TileModel`` that also takes an image's batches all at once."""
+
+    def predict_batches(
+        self,
+        batches: Iterable[Sequence[np.ndarray]],
+        *,
+        imgsz: int | None = None,
+        confidence: float = 0.25,
+    ) -> Iterator[list[Predictions]]:
+        """``predict_tiles`` on each batch, yielded in order."""
         ...
 
 

@@ -64,14 +64,16 @@ class CallableModel:
                 if self.channels == "bgr"
                 else tile
             )
-            preds = to_predictions(self.fn(image), tile.shape[:2], self.class_names)
+            preds = predictions_from_output(
+                self.fn(image), tile.shape[:2], self.class_names
+            )
             self.class_names.update(preds.class_names)
             self.segments = self.segments or preds.has_masks
             results.append(preds.select(preds.scores >= confidence))
         return results
 
 
-def to_predictions(
+def predictions_from_output(
     output: Any, tile_hw: tuple[int, int], class_names: Mapping[int, str] | None = None
 ) -> Predictions:
     """Converts a callback's output (see ``CallableModel``) to ``Predictions``."""

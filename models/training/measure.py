@@ -37,7 +37,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-MODELS_DIR = Path(__file__).resolve().parent
+MODELS_DIR = Path(__file__).resolve().parents[1]  # the weights live in models/
 REPO_ROOT = MODELS_DIR.parent
 MODEL_FILES = {"det": "small-objects-det.pt", "seg": "small-objects-seg.pt"}
 #: Seeds of held-out scenes (training uses 100 and 200, see train.py).

@@ -35,12 +35,12 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-MODELS_DIR = Path(__file__).resolve().parent
+MODELS_DIR = Path(__file__).resolve().parents[1]  # the weights live in models/
 REPO_ROOT = MODELS_DIR.parent
 OUTPUTS = {"det": "small-objects-det.pt", "seg": "small-objects-seg.pt"}
 ARCHITECTURES = {"det": "yolov8n.yaml", "seg": "yolov8n-seg.yaml"}
 
-# Seeds of training and validation scenes; models/measure.py uses others.
+# Seeds of training and validation scenes; models/training/measure.py uses others.
 TRAIN_SEED = 100
 VAL_SEED = 200
 
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
     }
     command = " ".join(
-        ["models/train.py", *(argv if argv is not None else sys.argv[1:])]
+        ["models/training/train.py", *(argv if argv is not None else sys.argv[1:])]
     )
     for task in ("det", "seg") if args.task == "both" else (args.task,):
         record[task] = {"command": command, **train(task, work, args)}

@@ -8,7 +8,7 @@ coordinate conventions are decided once:
 - ``to_detections``: engine -> FiftyOne. A detection with a mask gets the
   relative box of its integer mask box, so ``mask.shape`` equals the box's
   pixel size and FiftyOne's mask IoU places the mask where the model put it.
-- ``to_predictions``: FiftyOne -> engine (for FiftyOne models run on tiles).
+- ``predictions_from_detections``: FiftyOne -> engine (for FiftyOne models run on tiles).
   Masks are resized onto the pixel box FiftyOne itself would render them in
   (``eta.core.image.render_instance_mask``: corners truncated to ints).
 """
@@ -21,9 +21,6 @@ import fiftyone as fo
 import numpy as np
 
 from ..slicer import Predictions
-
-#: Attributes every written detection carries, for review in the App.
-REVIEW_ATTRIBUTES = ("confidence", "tile", "truncated")
 
 
 def relative_box(
@@ -94,7 +91,7 @@ def to_detections(preds: Predictions, width: int, height: int) -> fo.Detections:
     return fo.Detections(detections=detections)
 
 
-def to_predictions(
+def predictions_from_detections(
     detections: fo.Detections | None,
     width: int,
     height: int,
@@ -116,7 +113,7 @@ def to_predictions(
     Example::
 
         >>> dets = fo.Detections(detections=[fo.Detection(label="car", bounding_box=[0.1, 0.2, 0.2, 0.1], confidence=0.8)])
-        >>> to_predictions(dets, 100, 100, {}).boxes.tolist()
+        >>> predictions_from_detections(dets, 100, 100, {}).boxes.tolist()
         [[10.0, 20.0, 30.0, 30.0]]
     """
     dets = [] if detections is None else list(detections.detections)

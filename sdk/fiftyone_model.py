@@ -3,7 +3,7 @@
 FiftyOne models (zoo models, ``fiftyone.utils.ultralytics`` and
 ``fiftyone.utils.transformers`` wrappers, your own ``fom.Model``) take an RGB
 ``HxWx3`` uint8 array and return ``fo.Detections`` relative to it. On a tile,
-that is relative to the tile: ``labels.to_predictions`` turns it into tile
+that is relative to the tile: ``labels.predictions_from_detections`` turns it into tile
 pixels (masks onto their pixel box) and the engine shifts it into the image.
 The adapter lives here rather than in the engine because the engine never
 imports FiftyOne.
@@ -19,7 +19,7 @@ import fiftyone.core.models as fom
 import numpy as np
 
 from ..slicer import ModelLoadError, Predictions
-from .labels import class_id_map, to_predictions
+from .labels import class_id_map, predictions_from_detections
 
 
 def is_fiftyone_model(model: Any) -> bool:
@@ -90,7 +90,7 @@ class FiftyOneTileModel:
         results = []
         for tile, output in zip(arrays, outputs, strict=True):
             height, width = tile.shape[:2]
-            preds = to_predictions(
+            preds = predictions_from_detections(
                 _detections(output, self.name), width, height, self._class_ids
             )
             self.segments = self.segments or preds.has_masks

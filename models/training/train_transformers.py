@@ -2,7 +2,7 @@
 
 An experiment (issue 3): can a DETR-family detector from Hugging Face
 Transformers learn the generator's small objects on 2 CPU cores within a fixed
-wall-clock budget? The tiles come from ``models/train.py`` (same seeds, density,
+wall-clock budget? The tiles come from ``models/training/train.py`` (same seeds, density,
 tile size and labelling rules as the bundled YOLO models); the model is an
 ``RTDetrForObjectDetection`` built from a config with a small ResNet backbone
 (``use_pretrained_backbone=False``: nothing is downloaded). RT-DETR was chosen
@@ -44,12 +44,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-MODELS_DIR = Path(__file__).resolve().parent
-if str(MODELS_DIR) not in sys.path:
-    sys.path.insert(0, str(MODELS_DIR))
+TRAINING_DIR = Path(__file__).resolve().parent
+MODELS_DIR = TRAINING_DIR.parent  # the weights live in models/
+if str(TRAINING_DIR) not in sys.path:
+    sys.path.insert(0, str(TRAINING_DIR))
 
-import measure  # noqa: E402  (models/measure.py: the package import helper)
-import train as yolo_train  # noqa: E402  (models/train.py: tiles and labels)
+import measure  # noqa: E402  (models/training/measure.py: the package import helper)
+import train as yolo_train  # noqa: E402  (models/training/train.py: tiles and labels)
 
 #: Held-out scenes: train.py uses seeds 100 and 200, measure.py 300.
 EVAL_SEED = 400

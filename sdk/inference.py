@@ -1,0 +1,268 @@
+"""The SDK: sliced and baseline inference over a FiftyOne dataset or view.
+
+``apply_sliced_model`` and ``apply_baseline_model`` run the same model on tiles
+or on whole images and write ``fo.Detections`` (with cropped instance masks when
+the model segments) to a label field, so the two are directly comparable. The
+operators in ``run_inference`` are forms over these two functions.
+
+Every run:
+
+- checks its options, the label field and the model before it writes anything;
+- loads the model once (cached by path and device across runs of a process);
+- writes labels in batches (``set_values(..., key_field="id")``), so memory
+  stays flat and an interrupted run keeps every finished sample, and no
+  sample is ever half-written;
+- skips (and reports) samples whose image is missing or unreadable;
+- records itself on the dataset (``run_records``) and returns an
+  ``InferenceSummary``.
+
+Example::
+
+    import fiftyone as fo
+    import sliced_inference as si
+
+    dataset = fo.Dataset.from_images_dir("/data/aerial")
+    si.apply_baseline_model(dataset, "models/small-objects-det.pt", "baseline")
+    summary = si.apply_sliced_model(
+        dataset, "models/small-objects-det.pt", "sliced", slice_wh=640, overlap=0.2
+    )
+    print(summary.processed, summary.images_per_second)
+    print(si.get_run_info(dataset, "sliced")["settings"])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import fiftyone as fo
+
+from ..slicer import (
+    MergeConfig,
+    ModelOptions,
+    PredictOptions,
+    SliceOptions,
+)
+from ..slicer.tiles import Overlap, SliceWH
+from .run import InferenceRun, InferenceSummary, ProgressCallback
+
+#: Keywords of a run that are not prediction or model settings.
+RUN_KEYWORDS = ("overwrite", "skip_existing", "tags", "token", "shard", "run_id")
+#: Arguments of ``apply_*`` that are not passed on as keywords.
+_POSITIONAL = ("samples", "model", "label_field", "progress")
+
+
+def apply_sliced_model(
+    samples: fo.core.collections.SampleCollection,
+    model: Any,
+    label_field: str,
+    *,
+    slice_wh: SliceWH = SliceOptions.slice_wh,
+    overlap: Overlap = SliceOptions.overlap,
+    imgsz: int | None = SliceOptions.imgsz,
+    full_image_pass: bool = SliceOptions.full_image_pass,
+    full_image_imgsz: int | None = SliceOptions.full_image_imgsz,
+    batch_size: int = SliceOptions.batch_size,
+    confidence: float = SliceOptions.confidence,
+    classes: Sequence[str | int] | None = SliceOptions.classes,
+    max_detections: int | None = SliceOptions.max_detections,
+    merge: str | MergeConfig = MergeConfig.strategy,
+    merge_metric: str = MergeConfig.metric,
+    merge_threshold: float = MergeConfig.threshold,
+    class_agnostic: bool = MergeConfig.class_agnostic,
+    device: str | None = ModelOptions.device,
+    half: bool = ModelOptions.half,
+    trust_remote_code: bool = ModelOptions.trust_remote_code,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    tags: Sequence[str] | None = None,
+    progress: bool | ProgressCallback | None = None,
+    token: str | None = None,
+    shard: tuple[int, int] | None = None,
+    run_id: str | None = None,
+) -> InferenceSummary:
+    """Runs sliced inference on every sample and writes ``fo.Detections`` to ``label_field``.
+
+    Each image is cut into overlapping ``slice_wh`` tiles, the model runs on
+    each tile, and the detections are shifted back and merged (``merge``).
+    Detections carry ``confidence``, ``tile`` (tile index, ``-1`` for the
+    full-image pass) and ``truncated`` (touches an interior tile edge), and a
+    mask cropped to the box when the model segments.
+
+    Args:
+        samples: a dataset or view of images.
+        model: a model path (Ultralytics ``.pt``, a Transformers directory or
+            hub id), a ``YOLO`` object, a ``(transformers model, processor)``
+            pair, a callable ``tile -> detections``, a ``TileModel``, or a
+            FiftyOne ``Model`` that returns ``Detections``.
+        label_field: the ``Detections`` field to write.
+        slice_wh: tile size in pixels, an int or ``(width, height)``.
+        overlap: tile overlap, a ratio in ``[0, 1)`` or pixels (int).
+        imgsz: model input size for tiles; ``None`` runs each tile at its own
+            resolution.
+        full_image_pass: also predict on the whole image and merge (helps
+            objects larger than a tile).
+        full_image_imgsz: input size of that pass.
+        batch_size: tiles per forward pass.
+        confidence: minimum score kept.
+        classes: labels (or class ids) to keep; ``None`` keeps all.
+        max_detections: most detections per image, best first.
+        merge: ``"provenance"``, ``"nms"``, ``"nmm"``, ``"greedy_nmm"`` or
+            ``"none"``.
+        merge_metric: ``"iou"`` or ``"ios"``.
+        merge_threshold: match threshold of the merge.
+        class_agnostic: merge detections of different classes too.
+        device: torch device (``None``: cuda, mps or cpu).
+        half: float16 inference (GPU only).
+        overwrite: replace the field's values on these samples if it exists.
+        skip_existing: only label samples whose field is empty (resume a run,
+            or pre-label only what is missing).
+        tags: tags added to every sample labelled.
+        progress: ``True``/``False``/``None`` shows/hides/defaults FiftyOne's
+            progress bar; a callable gets ``(fraction, label)`` as samples finish.
+        trust_remote_code: let Transformers run a hub repository's own code.
+        token: Hugging Face token for private hub models (never recorded).
+        shard: ``(index, count)``: process only that shard of ``samples``
+            (see ``shard_views``), e.g. one of several workers.
+        run_id: shared by all shards of one run (one is made up if ``None``).
+
+    Returns:
+        an ``InferenceSummary``; the run is also recorded on the dataset
+        (``get_run_info(samples, label_field)``).
+
+    Raises:
+        LabelFieldError: the field exists and neither ``overwrite`` nor
+            ``skip_existing`` is set, or it holds another label type.
+        ConfigError: an option is out of range (raised before any work).
+        ModelLoadError: the model cannot be loaded (before any write).
+
+    Example::
+
+        >>> import fiftyone as fo, sliced_inference as si
+        >>> from sliced_inference.synthetic import write_dataset, load_fiftyone_dataset
+        >>> _ = write_dataset("/tmp/si-example", num_images=2)
+        >>> dataset = load_fiftyone_dataset("/tmp/si-example", overwrite=True)
+        >>> s = si.apply_sliced_model(dataset, "models/small-objects-det.pt", "sliced")  # doctest: +SKIP
+        >>> s.processed, dataset.count("sliced.detections") > 0  # doctest: +SKIP
+        (2, True)
+    """
+    keywords = {k: v for k, v in locals().items() if k not in _POSITIONAL}
+    return sliced_run(samples, model, label_field, **keywords).execute(progress)
+
+
+def apply_baseline_model(
+    samples: fo.core.collections.SampleCollection,
+    model: Any,
+    label_field: str,
+    *,
+    imgsz: int | None = PredictOptions.imgsz,
+    confidence: float = PredictOptions.confidence,
+    classes: Sequence[str | int] | None = PredictOptions.classes,
+    max_detections: int | None = PredictOptions.max_detections,
+    device: str | None = ModelOptions.device,
+    half: bool = ModelOptions.half,
+    trust_remote_code: bool = ModelOptions.trust_remote_code,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    tags: Sequence[str] | None = None,
+    progress: bool | ProgressCallback | None = None,
+    token: str | None = None,
+    shard: tuple[int, int] | None = None,
+    run_id: str | None = None,
+) -> InferenceSummary:
+    """Runs the model on each whole image (the baseline) and writes ``label_field``.
+
+    The same conversion, attributes (``tile`` is ``-1``), run record and safety
+    rules as ``apply_sliced_model``, so the two fields compare like for like.
+    ``imgsz`` raises the input resolution (e.g. 1280) instead of slicing.
+
+    Args:
+        samples: a dataset or view of images.
+        model: anything ``apply_sliced_model`` accepts.
+        label_field: the ``Detections`` field to write.
+        imgsz: model input size (longer side); ``None``: the model's own.
+        confidence: minimum score kept.
+        classes: labels (or class ids) to keep; ``None`` keeps all.
+        max_detections: most detections per image, best first.
+        device: torch device (``None``: cuda, mps or cpu).
+        half: float16 inference (GPU only).
+        overwrite: replace the field's values on these samples if it exists.
+        skip_existing: only label samples whose field is empty.
+        tags: tags added to every sample labelled.
+        progress: as in ``apply_sliced_model``.
+        trust_remote_code: let Transformers run a hub repository's own code.
+        token: Hugging Face token for private hub models (never recorded).
+        shard: ``(index, count)``: process only that shard of ``samples``.
+        run_id: shared by all shards of one run.
+
+    Returns:
+        an ``InferenceSummary``.
+
+    Example::
+
+        >>> import sliced_inference as si
+        >>> s = si.apply_baseline_model(dataset, "models/small-objects-det.pt", "baseline", imgsz=1280)  # doctest: +SKIP
+        >>> si.get_run_info(dataset, "baseline")["settings"]["imgsz"]  # doctest: +SKIP
+        1280
+    """
+    keywords = {k: v for k, v in locals().items() if k not in _POSITIONAL}
+    return baseline_run(samples, model, label_field, **keywords).execute(progress)
+
+
+def sliced_run(
+    samples: fo.core.collections.SampleCollection,
+    model: Any,
+    label_field: str,
+    **keywords: Any,
+) -> InferenceRun:
+    """A checked, not yet started sliced run (what ``apply_sliced_model`` executes).
+
+    Takes the keywords of ``apply_sliced_model`` except ``progress``; the
+    operators use it to stream progress with ``InferenceRun.iter_execute``.
+
+    Example::
+
+        >>> run = sliced_run(dataset, "models/small-objects-det.pt", "sliced")  # doctest: +SKIP
+        >>> for fraction, label in run.iter_execute():  # doctest: +SKIP
+        ...     print(f"{fraction:.0%} {label}")
+    """
+    return _checked_run(SliceOptions, samples, model, label_field, keywords)
+
+
+def baseline_run(
+    samples: fo.core.collections.SampleCollection,
+    model: Any,
+    label_field: str,
+    **keywords: Any,
+) -> InferenceRun:
+    """A checked, not yet started baseline run (what ``apply_baseline_model`` executes).
+
+    Example::
+
+        >>> run = baseline_run(dataset, "models/small-objects-det.pt", "baseline")  # doctest: +SKIP
+        >>> summary = run.execute()  # doctest: +SKIP
+    """
+    return _checked_run(PredictOptions, samples, model, label_field, keywords)
+
+
+def _checked_run(
+    options_cls: type[PredictOptions],
+    samples: fo.core.collections.SampleCollection,
+    model: Any,
+    label_field: str,
+    keywords: dict[str, Any],
+) -> InferenceRun:
+    """Splits flat keywords into options, model options and run keywords, validated."""
+    keywords = dict(keywords)
+    run = {k: keywords.pop(k) for k in RUN_KEYWORDS if k in keywords}
+    model_options = {
+        k: keywords.pop(k) for k in ModelOptions.settings() if k in keywords
+    }
+    return InferenceRun(
+        samples,
+        model,
+        label_field,
+        options_cls.from_params(keywords),
+        ModelOptions.from_params(model_options),
+        **run,
+    )

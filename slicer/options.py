@@ -1,0 +1,343 @@
+"""Every setting of a run and its default, in one place.
+
+- ``PredictOptions``: what any prediction takes (input size, confidence,
+  classes, detections per image); a baseline run is exactly this.
+- ``SliceOptions``: those plus the tiling, the full-image pass, batching and the
+  merge (``MergeConfig``).
+- ``ModelOptions``: how the model is loaded and run (device, precision).
+
+Each field is declared with ``settings.setting``, so the SDK's keywords, the
+App's forms, the README's options table and the run record
+(``options.to_dict()``) all read one default and one description.
+
+Example::
+
+    >>> options = SliceOptions(slice_wh=512, overlap=0.25)
+    >>> options.slice_wh, options.merge.strategy
+    ((512, 512), 'provenance')
+    >>> SliceOptions.from_params({"slice_wh": 800, "merge": "nms"}).merge.strategy
+    'nms'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .merge import MergeConfig
+from .settings import Setting, from_params, setting, settings_of
+from .tiles import Overlap, SliceWH, normalize_slice_wh, overlap_pixels
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictOptions:
+    """What any prediction takes: the whole-image (baseline) run is exactly this.
+
+    Attributes:
+        imgsz: model input size (longer side) in pixels.
+        confidence: minimum score kept.
+        classes: labels (or class ids) to keep; ``None`` keeps all.
+        max_detections: most detections per image, best first.
+    """
+
+    imgsz: int | None = setting(
+        None,
+        label="Input size (px)",
+        help="Model input size (longer side); empty uses the size the model was "
+        "trained at. Raise it (e.g. 1280) for the 'higher resolution' baseline.",
+        kind="int",
+        minimum=32,
+    )
+    confidence: float = setting(
+        0.25,
+        label="Confidence threshold",
+        help="Detections scoring lower are dropped; lower it to pre-label "
+        "more candidates for review.",
+        kind="float",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    classes: tuple[str | int, ...] | None = setting(
+        None,
+        label="Classes",
+        help="Keep only these labels (or class ids); empty keeps all.",
+        kind="list",
+    )
+    max_detections: int | None = setting(
+        None,
+        label="Max detections per image",
+        help="Keep the best N per image; empty keeps all.",
+        kind="int",
+        minimum=1,
+    )
+
+    def __post_init__(self) -> None:
+        _check_size("imgsz", self.imgsz)
+        if isinstance(self.confidence, bool) or not isinstance(
+            self.confidence, (int, float, np.number)
+        ):
+            raise ConfigError(f"confidence must be a number, got {self.confidence!r}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ConfigError(f"confidence must be in [0, 1], got {self.confidence!r}")
+        object.__setattr__(self, "classes", _normalize_classes(self.classes))
+        if self.max_detections is not None and (
+            not _is_int(self.max_detections) or self.max_detections < 1
+        ):
+            raise ConfigError(
+                "max_detections must be a positive whole number or None, got "
+                f"{self.max_detections!r}"
+            )
+
+    @classmethod
+    def settings(cls) -> dict[str, Setting]:
+        """Every setting, by its flat name (the SDK keyword and form input)."""
+        found = settings_of(cls)
+        if any(f.name == "merge" for f in dataclasses.fields(cls)):
+            del found["merge"]
+            found.update(settings_of(MergeConfig))
+        return found
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, strict: bool = True) -> Any:
+        """Options from flat parameters (SDK keywords, a form's values).
+
+        ``None`` means the default. Merge settings are flat (``merge``,
+        ``merge_metric``, ``merge_threshold``, ``class_agnostic``); ``merge``
+        may also be a ``MergeConfig``.
+
+        Args:
+            params: flat name -> value.
+            strict: raise ``TypeError`` for names that are not settings;
+                ``False`` ignores them.
+        """
+        params = dict(params)
+        if "merge" not in cls.settings():
+            return from_params(cls, params, strict=strict)
+        merge_names = settings_of(MergeConfig)
+        merge_params = {k: params.pop(k) for k in list(params) if k in merge_names}
+        strategy = merge_params.get("merge")
+        if isinstance(strategy, MergeConfig):
+            given = {
+                k: v
+                for k, v in merge_params.items()
+                if k != "merge" and v is not None and v != merge_names[k].default
+            }
+            if given:
+                raise ConfigError(
+                    "pass merge settings either as a MergeConfig or as keywords, "
+                    "not both"
+                )
+            merge = strategy
+        else:
+            merge = from_params(MergeConfig, merge_params)
+        own = from_params(cls, params, strict=strict)
+        return dataclasses.replace(own, merge=merge)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly settings (``merge`` nested), as run records store them."""
+        return _plain(dataclasses.asdict(self))
+
+    def to_params(self) -> dict[str, Any]:
+        """Flat parameters that ``from_params`` turns back into these options."""
+        merge_names = settings_of(MergeConfig) if hasattr(self, "merge") else {}
+        return {
+            name: _plain(getattr(self.merge if name in merge_names else self, s.field))
+            for name, s in self.settings().items()
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SliceOptions(PredictOptions):
+    """Every setting of a sliced run, validated once when built.
+
+    Attributes:
+        slice_wh: tile size in pixels, an int or ``(width, height)``.
+        overlap: ratio in ``[0, 1)`` (float or pair) or pixels (int or pair).
+        imgsz: model input size for tiles; ``None`` runs each tile at its own
+            resolution, so small objects are not shrunk again.
+        full_image_pass: also predict on the whole image and merge, which
+            helps objects larger than a tile.
+        full_image_imgsz: input size of that pass; ``None`` = the model's own.
+        batch_size: tiles per forward pass (all of one shape).
+        confidence: minimum score kept.
+        classes: labels (or ids) to keep; ``None`` keeps all.
+        max_detections: most detections per image after merging (best first).
+        merge: how duplicates across tiles are merged.
+
+    Example::
+
+        >>> SliceOptions(slice_wh=512, overlap=0.25).slice_wh
+        (512, 512)
+    """
+
+    slice_wh: SliceWH = setting(
+        640,
+        label="Slice size (px)",
+        help="Width and height of each tile. Start at the model's input size; "
+        "objects should be well under a tile (see find_slice_settings).",
+        kind="int",
+        minimum=32,
+    )
+    overlap: Overlap = setting(
+        0.2,
+        label="Overlap",
+        help="Fraction of a tile shared with its neighbour (an int is pixels). "
+        "Raise it when objects are large relative to a tile.",
+        kind="float",
+        minimum=0.0,
+        maximum=0.95,
+    )
+    imgsz: int | None = setting(
+        None,
+        label="Tile input size (px)",
+        help="Model input size for each tile; empty runs tiles at their own "
+        "size, so small objects are not shrunk again.",
+        kind="int",
+        minimum=32,
+    )
+    full_image_pass: bool = setting(
+        False,
+        label="Add a full-image pass",
+        help="Also predict on the whole image and merge: brings back objects "
+        "larger than a tile.",
+        kind="bool",
+    )
+    full_image_imgsz: int | None = setting(
+        None,
+        label="Full-image input size (px)",
+        help="Input size of the full-image pass; empty uses the model's own.",
+        kind="int",
+        minimum=32,
+    )
+    batch_size: int = setting(
+        1,
+        label="Batch size",
+        help="Tiles per forward pass; a GPU gains from more (e.g. 8-32), a CPU "
+        "does not.",
+        kind="int",
+        minimum=1,
+        maximum=256,
+    )
+    merge: MergeConfig = setting(
+        label="Merge",
+        help="How duplicates across tiles are merged (see MergeConfig).",
+        kind="str",
+        default_factory=MergeConfig,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        slice_wh = normalize_slice_wh(self.slice_wh)
+        object.__setattr__(self, "slice_wh", slice_wh)
+        overlap_pixels(self.overlap, slice_wh)  # validates
+        if isinstance(self.overlap, list):
+            object.__setattr__(self, "overlap", tuple(self.overlap))
+        if isinstance(self.merge, str):
+            object.__setattr__(self, "merge", MergeConfig(strategy=self.merge))
+        elif isinstance(self.merge, Mapping):
+            object.__setattr__(self, "merge", MergeConfig(**self.merge))
+        elif not isinstance(self.merge, MergeConfig):
+            raise ConfigError(f"merge must be a strategy name, got {self.merge!r}")
+        if not isinstance(self.full_image_pass, (bool, np.bool_)):
+            raise ConfigError(
+                f"full_image_pass must be True or False, got {self.full_image_pass!r}"
+            )
+        _check_size("full_image_imgsz", self.full_image_imgsz)
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ConfigError(
+                f"batch_size must be a positive whole number, got {self.batch_size!r}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelOptions:
+    """How a model is loaded and run.
+
+    Attributes:
+        device: torch device; ``None`` picks cuda, then mps, then cpu.
+        half: float16 inference (CUDA only; ignored elsewhere).
+        trust_remote_code: let Transformers run a hub repository's own code.
+    """
+
+    device: str | None = setting(
+        None,
+        label="Device",
+        help="Torch device: cpu, cuda, cuda:N or mps; empty picks cuda, then "
+        "mps, then cpu.",
+        kind="str",
+    )
+    half: bool = setting(
+        False,
+        label="Half precision",
+        help="float16 inference on CUDA: about twice the speed on recent GPUs; "
+        "ignored on CPU.",
+        kind="bool",
+    )
+    trust_remote_code: bool = setting(
+        False,
+        label="Trust remote code",
+        help="Let Transformers run a hub repository's own Python code. Off "
+        "unless you trust the repository.",
+        kind="bool",
+    )
+
+    @classmethod
+    def settings(cls) -> dict[str, Setting]:
+        """Every setting, by name."""
+        return settings_of(cls)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, strict: bool = True) -> Any:
+        """Options from flat parameters; ``None`` means the default."""
+        return from_params(cls, params, strict=strict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly settings."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _check_size(name: str, value: Any) -> None:
+    if value is not None and (not _is_int(value) or value <= 0):
+        raise ConfigError(
+            f"{name} must be a positive whole number of pixels or None, got {value!r}"
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _normalize_classes(classes: Any) -> tuple[str | int, ...] | None:
+    """``None``/empty -> ``None``; one name -> a 1-tuple; a sequence -> a tuple."""
+    if classes is None:
+        return None
+    if isinstance(classes, (str, int, np.integer)) and not isinstance(classes, bool):
+        classes = [classes]
+    if not isinstance(classes, Sequence) and not isinstance(classes, (set, frozenset)):
+        raise ConfigError(
+            f"classes must be a label, a list of labels or None, got {classes!r}"
+        )
+    values = []
+    for c in classes:
+        if isinstance(c, bool) or not isinstance(c, (str, int, np.integer)):
+            raise ConfigError(f"classes must be labels or class ids, got {c!r}")
+        values.append(int(c) if isinstance(c, np.integer) else c)
+    return tuple(values) or None
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, numpy scalars -> Python numbers, recursively."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
