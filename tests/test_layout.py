@@ -84,31 +84,31 @@ def test_the_engine_source_never_imports_fiftyone() -> None:
 
 
 def test_importing_the_engine_does_not_import_fiftyone() -> None:
-    code = (
-        "import sys\n"
+    _check_fresh_import(
         "import sliced_inference.slicer as s\n"
-        "s.SliceOptions(); s.tile_boxes((2000, 1000))\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'fiftyone')\n"
-        "print(loaded)\n"
-        "raise SystemExit(1 if loaded else 0)\n"
+        "s.SliceOptions(); s.tile_boxes((2000, 1000))\n",
+        ["fiftyone"],
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_package_face_stays_light() -> None:
     """FiftyOne re-runs the plugin entry on operator lookups: no heavy imports there."""
-    code = (
+    _check_fresh_import(
+        "import sliced_inference\n",
+        ["torch", "ultralytics", "transformers", "fiftyone"],
+    )
+
+
+def _check_fresh_import(code: str, forbidden: list[str]) -> None:
+    """Runs ``code`` in a new interpreter; fails if it loaded any of ``forbidden``."""
+    check = (
         "import sys\n"
-        "import sliced_inference\n"
-        "heavy = [m for m in ('torch', 'ultralytics', 'transformers', 'fiftyone')"
-        " if m in sys.modules]\n"
-        "print(heavy)\n"
-        "raise SystemExit(1 if heavy else 0)\n"
+        f"{code}"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})\n"
+        "print(loaded)\n"
+        "raise SystemExit(1 if loaded else 0)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
