@@ -39,6 +39,8 @@ _SDK = {
     "SliceOptions": ".slicer",
     "PredictOptions": ".slicer",
     "ModelOptions": ".slicer",
+    "cache_root": ".slicer",
+    "clear_cache": ".slicer",
 }
 
 __all__ = ["__version__", *sorted(_SDK)]

@@ -24,7 +24,7 @@ def forward_only(
     """A call that runs only the forward passes of ``predict_sliced`` on ``image``."""
     import torch
 
-    if getattr(model, "_net", None) is None:
+    if getattr(model, "network", None) is None:
         raise TypeError("the floor needs an Ultralytics detect/segment network")
     height, width = image.shape[:2]
     tiles = tile_boxes((width, height), options.slice_wh, options.overlap)

@@ -144,7 +144,7 @@ def label_field_inputs(
 def settings_inputs(
     ctx: Any,
     inputs: types.Object,
-    options_cls: type[PredictOptions],
+    options_cls: type[PredictOptions] | type[ModelOptions],
     names: Sequence[str],
 ) -> bool:
     """Inputs for the named settings of ``options_cls``, checked as the options check them.
@@ -219,6 +219,14 @@ def device_inputs(ctx: Any, inputs: types.Object) -> bool:
     if not _DEVICE.match(device):
         problem = f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps"
     return _flag(prop, problem)
+
+
+def backend_inputs(ctx: Any, inputs: types.Object) -> bool:
+    """Backend and precision (from ``ModelOptions``); calibration tiles for int8."""
+    names = ["backend", "precision"]
+    if ctx.params.get("precision") == "int8":
+        names.append("calibration_tiles")
+    return settings_inputs(ctx, inputs, ModelOptions, names)
 
 
 def prelabel_inputs(inputs: types.Object) -> None:

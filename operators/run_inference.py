@@ -20,11 +20,22 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from ..sdk import InferenceRun, baseline_run, sliced_run
-from ..slicer import MergeConfig, PredictOptions, SliceOptions
+from ..slicer import MergeConfig, ModelOptions, PredictOptions, SliceOptions
 from . import forms
 
 #: Keywords of ``__call__`` besides the settings of ``options_cls``.
-_CALL_KEYWORDS = {"device", "half", "overwrite", "skip_existing", "tags"}
+_CALL_KEYWORDS = {
+    "device",
+    "half",
+    "backend",
+    "precision",
+    "calibration_tiles",
+    "overwrite",
+    "skip_existing",
+    "tags",
+}
+#: Model settings the forms show besides the device (``ModelOptions``).
+_MODEL_SETTINGS = ("backend", "precision", "calibration_tiles")
 #: Least seconds between two progress updates sent to the App or the database.
 PROGRESS_INTERVAL_S = 0.5
 
@@ -108,6 +119,7 @@ class _InferenceOperator(foo.Operator):
         params = ctx.params
         shard = params.get("shard_index")
         settings = {k: params[k] for k in self.options_cls.settings() if k in params}
+        settings.update({k: params[k] for k in _MODEL_SETTINGS if k in params})
         make = sliced_run if self.options_cls is SliceOptions else baseline_run
         return make(
             ctx.target_view(),
@@ -125,8 +137,9 @@ class _InferenceOperator(foo.Operator):
         )
 
     def _run_inputs(self, ctx: Any, inputs: types.Object) -> None:
-        """Device, tags and shards: what every run form ends with."""
+        """Device, backend, tags and shards: what every run form ends with."""
         forms.device_inputs(ctx, inputs)
+        forms.backend_inputs(ctx, inputs)
         forms.prelabel_inputs(inputs)
         forms.sharding_inputs(ctx, inputs)
 
@@ -150,6 +163,9 @@ class _InferenceOperator(foo.Operator):
         # Bad values fail here, in the caller's words, not in the operator.
         self.options_cls.from_params(
             {k: keywords[k] for k in settings if k in keywords}
+        )
+        ModelOptions.from_params(
+            {k: keywords[k] for k in _MODEL_SETTINGS if k in keywords}
         )
         params = {
             "model": str(model),

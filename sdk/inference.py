@@ -72,6 +72,9 @@ def apply_sliced_model(
     class_agnostic: bool = MergeConfig.class_agnostic,
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
+    backend: str = ModelOptions.backend,
+    precision: str = ModelOptions.precision,
+    calibration_tiles: int = ModelOptions.calibration_tiles,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
     overwrite: bool = False,
     skip_existing: bool = False,
@@ -114,6 +117,12 @@ def apply_sliced_model(
         class_agnostic: merge detections of different classes too.
         device: torch device (``None``: cuda, mps or cpu).
         half: float16 inference (GPU only).
+        backend: ``"auto"`` (OpenVINO for Ultralytics models on a CPU,
+            exported once into a cache; PyTorch otherwise), ``"torch"`` or
+            ``"openvino"``. The run record says which ran.
+        precision: ``"fp32"`` or ``"int8"`` (OpenVINO, calibrated on the
+            first ``calibration_tiles`` tiles of the run).
+        calibration_tiles: how many tiles calibrate an INT8 model.
         overwrite: replace the field's values on these samples if it exists.
         skip_existing: only label samples whose field is empty (resume a run,
             or pre-label only what is missing).
@@ -161,6 +170,9 @@ def apply_baseline_model(
     max_detections: int | None = PredictOptions.max_detections,
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
+    backend: str = ModelOptions.backend,
+    precision: str = ModelOptions.precision,
+    calibration_tiles: int = ModelOptions.calibration_tiles,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
     overwrite: bool = False,
     skip_existing: bool = False,
@@ -186,6 +198,10 @@ def apply_baseline_model(
         max_detections: most detections per image, best first.
         device: torch device (``None``: cuda, mps or cpu).
         half: float16 inference (GPU only).
+        backend: as in ``apply_sliced_model``.
+        precision: as in ``apply_sliced_model`` (INT8 calibrates on the
+            first images of the run).
+        calibration_tiles: how many images calibrate an INT8 model.
         overwrite: replace the field's values on these samples if it exists.
         skip_existing: only label samples whose field is empty.
         tags: tags added to every sample labelled.

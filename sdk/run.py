@@ -26,9 +26,11 @@ from ..slicer import (
     PredictOptions,
     SliceOptions,
     TileModel,
+    calibrate,
     load_image,
     predict_full_image,
     predict_sliced,
+    runtime_of,
 )
 from .batch_writer import BatchWriter
 from .label_fields import check_label_field
@@ -194,6 +196,8 @@ class InferenceRun:
         self.summary.skipped = len(scope) - len(ids)
         loading = time.perf_counter()
         tile_model = cached_model(self.model, self.model_options, token=self.token)
+        # An INT8 model is quantized on this run's first tiles (counted as loading).
+        calibrate(tile_model, self._readable_images(paths), self.options)
         # Timing starts after loading: a cached model must not make one run
         # look faster than another in the comparison.
         started = time.perf_counter()
@@ -274,12 +278,22 @@ class InferenceRun:
         self.summary.processed += 1
         self.summary.num_detections += len(detections.detections)
 
+    def _readable_images(self, paths: Sequence[str]) -> Generator[Any, None, None]:
+        """The run's images in order, decoded lazily; unreadable ones are left out."""
+        for path in paths:
+            try:
+                yield load_image(path)
+            except ImageError:
+                continue  # reported when the run reaches it
+
     def _record_common(self, tile_model: TileModel) -> dict[str, Any]:
         return {
             "label_field": self.label_field,
             "kind": self.kind,
             "model": describe_model(self.model),
             "model_class": type(tile_model).__name__,
+            # What actually ran (``settings`` holds what was asked, e.g. "auto").
+            "runtime": runtime_of(tile_model),
             "settings": {
                 **self.options.to_dict(),
                 **self.model_options.to_dict(),

@@ -14,7 +14,9 @@ overwrite one another. The in-memory ``dataset.info`` is refreshed after each
 write so a later ``dataset.save()`` does not put an old copy back.
 
 A record holds: ``kind`` (``"sliced"`` or ``"baseline"``), ``model`` (a path,
-hub id or class name; never a token), ``settings`` (every option of the run),
+hub id or class name; never a token), ``settings`` (every option of the run,
+as asked), ``runtime`` (what actually ran: ``backend``, ``precision``,
+``device``; e.g. ``backend: "torch"`` when ``"auto"`` fell back),
 ``plugin_version``, ``fiftyone_version``, ``status`` (``running``,
 ``completed``, ``failed``, ``interrupted``), ``started_at`` / ``finished_at``
 (ISO 8601, UTC), ``samples_total``, ``samples_processed``, ``samples_skipped``,

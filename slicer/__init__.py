@@ -15,11 +15,12 @@ Example::
 from .errors import ConfigError, ImageError, ModelLoadError, SlicerError
 from .images import load_image, to_rgb
 from .merge import MergeConfig, merge_detections
-from .models import CallableModel, TileModel, load_model, select_device
+from .models import CallableModel, TileModel, load_model, runtime_of, select_device
+from .models.export_cache import cache_root, clear_cache
 from .options import ModelOptions, PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
 from .settings import Setting, settings_of
-from .sliced import predict_full_image, predict_sliced
+from .sliced import calibrate, predict_full_image, predict_sliced
 from .tiles import overlap_pixels, tile_boxes
 
 __all__ = [
@@ -36,12 +37,16 @@ __all__ = [
     "SliceOptions",
     "SlicerError",
     "TileModel",
+    "cache_root",
+    "calibrate",
+    "clear_cache",
     "load_image",
     "load_model",
     "merge_detections",
     "overlap_pixels",
     "predict_full_image",
     "predict_sliced",
+    "runtime_of",
     "select_device",
     "settings_of",
     "tile_boxes",

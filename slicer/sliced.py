@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,39 @@ def predict_full_image(
     preds = _predict_whole(rgb, model, options.imgsz, options.confidence)
     preds = keep_classes(preds, options.classes).sorted_by_score()
     return _best(preds, options.max_detections)
+
+
+def calibrate(
+    model: TileModel, images: Iterable[np.ndarray], options: PredictOptions
+) -> None:
+    """Calibrates an INT8 model on the inputs a run with ``options`` gives it first.
+
+    A sliced run's first tiles (across as many of ``images`` as it takes to
+    reach the model's ``calibration_tiles``), or a baseline run's first whole
+    images at its input size. Images are read lazily, so only those needed
+    are decoded. Models without INT8 calibration are left alone.
+
+    Example::
+
+        >>> model = load_model("models/small-objects-det.pt", precision="int8")  # doctest: +SKIP
+        >>> calibrate(model, (load_image(p) for p in paths), SliceOptions())  # doctest: +SKIP
+    """
+    if getattr(model, "precision", None) != "int8" or not hasattr(model, "calibrate"):
+        return
+    if isinstance(options, SliceOptions):
+        tiles = (
+            crop
+            for image in images
+            for _, crops in iter_tile_batches(
+                image,
+                tile_boxes(image.shape[1::-1], options.slice_wh, options.overlap),
+                1,
+            )
+            for crop in crops
+        )
+        model.calibrate(tiles, imgsz=options.imgsz)
+    else:
+        model.calibrate(iter(images), imgsz=options.imgsz or model.default_imgsz)
 
 
 def keep_classes(

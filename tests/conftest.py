@@ -24,6 +24,8 @@ os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["YOLO_OFFLINE"] = "1"
+# OpenVINO exports of the bundled models go to the session's own cache.
+os.environ["SLICED_INFERENCE_CACHE"] = str(_SESSION_DIR / "export-cache")
 
 # The plugin is found the way users install it: a link in the plugins dir.
 _PLUGINS_DIR = _SESSION_DIR / "plugins"

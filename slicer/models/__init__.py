@@ -9,8 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelLoadError
-from .base import BatchedTileModel, TileModel, input_scale, select_device
+from ..errors import ConfigError, ModelLoadError
+from ..options import ModelOptions
+from .base import (
+    BatchedTileModel,
+    TileModel,
+    input_scale,
+    runtime_of,
+    select_device,
+)
 from .callable_model import CallableModel, predictions_from_output
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "TileModel",
     "input_scale",
     "load_model",
+    "runtime_of",
     "select_device",
     "predictions_from_output",
 ]
@@ -29,6 +37,9 @@ def load_model(
     *,
     device: str | None = None,
     half: bool = False,
+    backend: str = "auto",
+    precision: str = "fp32",
+    calibration_tiles: int = 32,
     trust_remote_code: bool = False,
     token: str | None = None,
 ) -> TileModel:
@@ -44,6 +55,14 @@ def load_model(
             - a callable ``tile -> detections`` (see ``CallableModel``).
         device: torch device; ``None`` picks cuda, mps or cpu.
         half: float16 inference (GPU only).
+        backend: ``"auto"`` runs Ultralytics detect/segment models on
+            OpenVINO on a CPU (exported once into a cache, see
+            ``export_cache``) and everything else on PyTorch; ``"torch"`` or
+            ``"openvino"`` force one (OpenVINO: Ultralytics models on the CPU).
+            The model's ``backend`` attribute says what runs.
+        precision: ``"fp32"``, or ``"int8"`` on OpenVINO (quantized with NNCF
+            on the first ``calibration_tiles`` tiles it sees).
+        calibration_tiles: how many tiles calibrate an INT8 model.
         trust_remote_code: let Transformers run a repository's own code (off
             unless you turn it on).
         token: Hugging Face token for private hub models (else ``HF_TOKEN``).
@@ -54,14 +73,21 @@ def load_model(
         >>> sorted(model.class_names)[:1]
         [0]
     """
+    options = ModelOptions(
+        device=device,
+        half=half,
+        backend=backend,
+        precision=precision,
+        calibration_tiles=calibration_tiles,
+        trust_remote_code=trust_remote_code,
+    )
     if isinstance(model, TileModel):
         return model
     if isinstance(model, (str, Path)):
-        return _load_path(model, device, half, trust_remote_code, token)
+        return _load_path(model, options, token)
     if _is_yolo(model):
-        from .ultralytics import UltralyticsModel
-
-        return UltralyticsModel(model, device=device, half=half)
+        return _ultralytics(model, options)
+    _torch_only(options, type(model).__name__)
     if isinstance(model, tuple) and len(model) == 2:
         from .transformers import TransformersModel
 
@@ -74,29 +100,26 @@ def load_model(
     )
 
 
-def _load_path(
-    spec: str | Path,
-    device: str | None,
-    half: bool,
-    trust_remote_code: bool,
-    token: str | None,
-) -> TileModel:
+def _load_path(spec: str | Path, options: ModelOptions, token: str | None) -> TileModel:
     from .ultralytics import ULTRALYTICS_SUFFIXES
 
     path = Path(spec)
     if not str(spec).strip():
         raise ModelLoadError("no model given (empty path)")
     if path.suffix.lower() in ULTRALYTICS_SUFFIXES:
-        from .ultralytics import UltralyticsModel, load_yolo
+        from .ultralytics import load_yolo
 
-        return UltralyticsModel(load_yolo(path), device=device, half=half)
+        return _ultralytics(load_yolo(path), options)
     if path.is_dir() or (not path.exists() and str(spec).count("/") == 1):
         from .transformers import TransformersModel, load_transformers
 
+        _torch_only(options, "Transformers model")
         net, processor = load_transformers(
-            spec, trust_remote_code=trust_remote_code, token=token
+            spec, trust_remote_code=options.trust_remote_code, token=token
         )
-        return TransformersModel(net, processor, device=device, half=half)
+        return TransformersModel(
+            net, processor, device=options.device, half=options.half
+        )
     if path.exists():
         raise ModelLoadError(
             f"{path} is not a model this plugin knows: use an Ultralytics file "
@@ -106,6 +129,28 @@ def _load_path(
         f"model not found: {spec!r} is neither a local file or directory nor a "
         "Hugging Face hub id (org/name)"
     )
+
+
+def _ultralytics(yolo: Any, options: ModelOptions) -> TileModel:
+    from .ultralytics import UltralyticsModel
+
+    return UltralyticsModel(
+        yolo,
+        device=options.device,
+        half=options.half,
+        backend=options.backend,
+        precision=options.precision,
+        calibration_tiles=options.calibration_tiles,
+    )
+
+
+def _torch_only(options: ModelOptions, what: str) -> None:
+    """Explicit OpenVINO or INT8 asked for a model that only runs on PyTorch: say so."""
+    if options.backend == "openvino" or options.precision == "int8":
+        raise ConfigError(
+            f"backend 'openvino' and precision 'int8' run Ultralytics YOLO models "
+            f"only; a {what} runs on PyTorch (use backend 'auto' or 'torch')"
+        )
 
 
 def _is_yolo(model: Any) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -62,6 +62,23 @@ class BatchedTileModel(TileModel, Protocol):
     ) -> Iterator[list[Predictions]]:
         """``predict_tiles`` on each batch, yielded in order."""
         ...
+
+
+def runtime_of(model: Any) -> dict[str, str | None]:
+    """What runs a model's network, as a run record states it.
+
+    Adapters say it with ``backend`` (``"torch"``, ``"openvino"``),
+    ``precision`` (``"fp32"``, ``"fp16"``, ``"int8"``) and ``device``; a
+    model that does not (a callable) gets ``None``.
+
+    Example::
+
+        >>> runtime_of(lambda tile: [])
+        {'backend': None, 'precision': None, 'device': None}
+    """
+    return {
+        name: getattr(model, name, None) for name in ("backend", "precision", "device")
+    }
 
 
 def select_device(device: str | None = None) -> str:

@@ -103,6 +103,9 @@ class TransformersModel:
             )
         self.class_names = {int(k): str(v) for k, v in model.config.id2label.items()}
         self.default_imgsz = None  # the processor's own size
+        #: what runs the network, and with what numbers (for the run record)
+        self.backend = "torch"
+        self.precision = "fp16" if self.half else "fp32"
 
     def predict_tiles(
         self,
