@@ -1,4 +1,13 @@
-"""The three tools behind one small interface: ours, SAHI and supervision.
+"""The tools behind one small interface: ours (engine and SDK), SAHI and supervision.
+
+The rows: ``ours`` (the engine, ``backend="auto"``: OpenVINO on a CPU, two
+streams), ``ours-1stream`` (the same on one stream, all cores: what SAHI and
+supervision do), ``ours-torch`` (the PyTorch backend), ``sdk`` (the SDK end
+to end on a FiftyOne dataset: JPEG decode, inference, merge, label write, at
+its default settings), ``sahi`` (matched settings), ``sahi-default`` (SAHI's
+own defaults), ``sahi-openvino`` (SAHI given our exported OpenVINO model,
+loaded by Ultralytics as ``YOLO(<dir>)``), ``supervision`` and
+``supervision-compact``.
 
 Each tool has three steps, so that only the tool's own work is timed:
 
@@ -25,6 +34,7 @@ importing them runs ``pkill mongod``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,32 +122,32 @@ class Tool(Protocol):
 
 
 class Ours:
-    """``sliced_inference.slicer.predict_sliced`` with a loaded model."""
+    """``sliced_inference.slicer.predict_sliced`` with a loaded model.
+
+    Args:
+        backend: ``"auto"`` (OpenVINO on a CPU) or ``"torch"``.
+        parallel: two streams on a CPU (ours' default) or one.
+    """
 
     name = "ours"
 
     def __init__(
-        self, model_path: str | Path, settings: Settings, shared: dict | None = None
+        self,
+        model_path: str | Path,
+        settings: Settings,
+        shared: dict | None = None,
+        *,
+        backend: str = "auto",
+        parallel: bool = True,
+        name: str = "ours",
     ) -> None:
+        self.name = name
         self.model = _shared(
             shared,
-            ("ours", str(model_path), settings.device),
-            lambda: load_model(str(model_path), device=settings.device),
+            ("ours", str(model_path), settings.device, backend, parallel),
+            lambda: _our_model(model_path, settings.device, backend, parallel),
         )
-        merge = (
-            MergeConfig(strategy="nms", metric="iou", threshold=settings.iou)
-            if settings.matched
-            else MergeConfig()
-        )
-        self.options = SliceOptions(
-            slice_wh=settings.slice_wh,
-            overlap=settings.overlap,
-            imgsz=None,  # each tile at its own resolution = the slice size
-            full_image_pass=False,
-            batch_size=settings.batch_size,
-            confidence=settings.confidence,
-            merge=merge,
-        )
+        self.options = our_options(settings)
 
     def prepare(self, image_rgb: np.ndarray) -> np.ndarray:
         return image_rgb
@@ -155,16 +165,136 @@ class Ours:
         )
 
 
-class Sahi:
-    """``sahi.predict.get_sliced_prediction`` with SAHI's Ultralytics model."""
+def our_options(settings: Settings) -> SliceOptions:
+    """Our options for ``settings`` (matched: NMS/IoU; default: our own merge)."""
+    merge = (
+        MergeConfig(strategy="nms", metric="iou", threshold=settings.iou)
+        if settings.matched
+        else MergeConfig()
+    )
+    return SliceOptions(
+        slice_wh=settings.slice_wh,
+        overlap=settings.overlap,
+        imgsz=None,  # each tile at its own resolution = the slice size
+        full_image_pass=False,
+        batch_size=settings.batch_size,
+        confidence=settings.confidence,
+        merge=merge,
+    )
 
-    name = "sahi"
+
+def _our_model(
+    model_path: str | Path, device: str, backend: str, parallel: bool
+) -> Any:
+    model = load_model(str(model_path), device=device, backend=backend)
+    model.parallel = parallel
+    return model
+
+
+class Sdk:
+    """``apply_sliced_model`` on a one-image FiftyOne dataset: the user's whole path.
+
+    ``prepare`` writes the image as a JPEG (quality 95) into a temporary
+    dataset and computes its metadata, as a user's dataset has it; the timed
+    ``run`` is one ``apply_sliced_model`` call on that sample (reading and
+    decoding the file, inference, merging, writing the labels and the run
+    record), with the SDK's default settings unless matched.
+    """
+
+    name = "sdk"
+    field = "bench"
 
     def __init__(
         self, model_path: str | Path, settings: Settings, shared: dict | None = None
     ) -> None:
+        from ultralytics import YOLO
+
+        self.model_path = str(model_path)
+        self.settings = settings
+        self.class_ids = {
+            str(v): int(k) for k, v in YOLO(self.model_path).names.items()
+        }
+        self.folder, self.dataset = _shared(shared, ("sdk-dataset",), _sdk_dataset)
+        options = our_options(settings)
+        self.keywords = {
+            "slice_wh": options.slice_wh,
+            "overlap": options.overlap,
+            "batch_size": options.batch_size,
+            "confidence": options.confidence,
+            "merge": options.merge.strategy,
+            "merge_metric": options.merge.metric,
+            "merge_threshold": options.merge.threshold,
+            "device": settings.device,
+        }
+
+    def prepare(self, image_rgb: np.ndarray) -> Any:
+        import fiftyone as fo
+
+        path = Path(self.folder) / f"{len(self.dataset)}.jpg"
+        cv2.imwrite(str(path), image_rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        sample = fo.Sample(filepath=str(path))
+        self.dataset.add_sample(sample)
+        view = self.dataset.select(sample.id)
+        view.compute_metadata()
+        return view
+
+    def run(self, view: Any) -> Any:
+        from sliced_inference.sdk import apply_sliced_model
+
+        apply_sliced_model(
+            view,
+            self.model_path,
+            self.field,
+            overwrite=True,
+            progress=False,
+            **self.keywords,
+        )
+        return view
+
+    def convert(self, view: Any) -> Instances:
+        from sliced_inference.sdk.labels import predictions_from_detections
+
+        sample = view.first()
+        preds = predictions_from_detections(
+            sample[self.field],
+            sample.metadata.width,
+            sample.metadata.height,
+            dict(self.class_ids),
+        )
+        return Instances(
+            preds.boxes, preds.class_ids, preds.scores, preds.masks, preds.mask_boxes
+        )
+
+
+def _sdk_dataset() -> tuple[str, Any]:
+    """A temporary folder and a non-persistent FiftyOne dataset for the SDK rows."""
+    import tempfile
+
+    import fiftyone as fo
+
+    folder = tempfile.mkdtemp(prefix="bench-sdk-")
+    return folder, fo.Dataset(persistent=False)
+
+
+class Sahi:
+    """``sahi.predict.get_sliced_prediction`` with SAHI's Ultralytics model.
+
+    ``model_path`` may be a ``.pt`` or an exported OpenVINO directory
+    (Ultralytics runs it, as ``YOLO(<dir>)``).
+    """
+
+    name = "sahi"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        settings: Settings,
+        shared: dict | None = None,
+        name: str = "sahi",
+    ) -> None:
         from sahi import AutoDetectionModel
 
+        self.name = name
         self.settings = settings
         self.model = _shared(
             shared,
@@ -374,20 +504,40 @@ def dense_to_crop(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, in
 def build_tool(
     name: str, model_path: str | Path, settings: Settings, shared: dict | None = None
 ) -> Tool:
-    """``ours``, ``sahi``, ``supervision`` or ``supervision-compact``.
+    """A tool by name (see the module docstring for the rows).
 
     Tools built with the same ``shared`` dict share their loaded models, so a
     tool with default settings reuses the warm model of its matched twin.
     """
     if name == "ours":
         return Ours(model_path, settings, shared)
+    if name == "ours-1stream":
+        return Ours(model_path, settings, shared, parallel=False, name=name)
+    if name == "ours-torch":
+        return Ours(model_path, settings, shared, backend="torch", name=name)
+    if name == "sdk":
+        return Sdk(model_path, dataclasses.replace(settings, matched=False), shared)
     if name == "sahi":
         return Sahi(model_path, settings, shared)
+    if name == "sahi-default":
+        defaults = dataclasses.replace(settings, matched=False)
+        return Sahi(model_path, defaults, shared, name=name)
+    if name == "sahi-openvino":
+        return Sahi(openvino_export(model_path), settings, shared, name=name)
     if name == "supervision":
         return Supervision(model_path, settings, shared)
     if name == "supervision-compact":
         return Supervision(model_path, settings, shared, compact_masks=True)
     raise ValueError(f"unknown tool {name!r}")
+
+
+def openvino_export(model_path: str | Path) -> Path:
+    """Our cached OpenVINO export of ``model_path`` (the one our engine runs)."""
+    from ultralytics import YOLO
+
+    from sliced_inference.slicer.models.openvino_network import exported_dir
+
+    return exported_dir(YOLO(str(model_path)))
 
 
 def _shared(shared: dict | None, key: tuple, load: Any) -> Any:

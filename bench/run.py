@@ -1,14 +1,17 @@
-"""The benchmark command: ours vs SAHI vs supervision, written to ``docs/benchmarks.md``.
+"""The benchmark command: ours vs SAHI vs supervision, written where you say.
 
 Usage::
 
-    .venv/bin/python -m bench.run                      # everything (tens of minutes on 2 cores)
-    .venv/bin/python -m bench.run --quick --out /tmp/b.md   # one small image, one run
-    .venv/bin/python -m bench.run --device cuda --batch-size 8   # on a GPU
+    .venv/bin/python -m bench.run --out /tmp/bench.md     # everything (an hour or more on 2 cores)
+    .venv/bin/python -m bench.run --docs                  # ... and regenerate docs/benchmarks.md
+    .venv/bin/python -m bench.run --quick --out /tmp/b.md # one small image, one run
+    .venv/bin/python -m bench.run --device cuda --batch-size 8 --out /tmp/gpu.md
 
-Everything runs in one process (memory: one child process per tool) on the same
-generated images, with the same model, tiles and settings; see ``bench.peers``
-for what "matched" and "default" settings mean.
+The report goes to ``--out`` (and its raw numbers to the same name with
+``.json``); ``docs/benchmarks.md`` is only rewritten with ``--docs``.
+Everything runs in one process (memory: one child process per tool) on the
+same generated images, with the same model, tiles and settings; see
+``bench.peers`` for the rows and what "matched" and "default" settings mean.
 """
 
 from __future__ import annotations
@@ -32,14 +35,36 @@ from .evaluate import SMALL_AREA, Instances, ap50
 from .floor import forward_only
 from .memory import MemoryResult, measure
 from .peers import Settings, build_tool
+from .report import FLOOR, FLOOR_TORCH, LoadSampler
 from .scenes import BenchImage, generate
 from .timing import time_interleaved
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DET_MODEL = REPO_ROOT / "models" / "small-objects-det.pt"
 SEG_MODEL = REPO_ROOT / "models" / "small-objects-seg.pt"
-PEERS = ("sahi", "supervision")
-FLOOR = "forward only"
+DOCS_REPORT = REPO_ROOT / "docs" / "benchmarks.md"
+#: The timed rows (see ``bench.peers``), detection and its density sweep.
+DET_TOOLS = (
+    "ours",
+    "ours-1stream",
+    "ours-torch",
+    "sdk",
+    "sahi",
+    "sahi-default",
+    "sahi-openvino",
+    "supervision",
+)
+#: Segmentation adds supervision's compact masks; its density sweep leaves
+#: supervision out (its mask NMS grows with the square of the detections:
+#: minutes per image here; its numbers are in the section's table).
+SEG_TOOLS = (*DET_TOOLS, "supervision-compact")
+SEG_DENSITY_TOOLS = tuple(t for t in DET_TOOLS if t != "supervision")
+#: Rows that only exist on a CPU (OpenVINO and the two-stream scheme).
+CPU_ONLY = ("ours-1stream", "ours-torch", "sahi-openvino")
+#: Rows already at their tool's default settings (scored as "default").
+DEFAULT_ROWS = ("sdk", "sahi-default")
+#: Tools also scored once at their own defaults (the others have a row for it).
+DEFAULT_TWINS = ("ours", "supervision")
 #: supervision's default (dense) masks are full-image arrays, and its mask NMS
 #: multiplies them as one float32 ``N x H*W`` matrix: images where that would
 #: pass this size are not given to it (its compact-mask mode still runs).
@@ -168,8 +193,12 @@ def run_section(
         prepared = {n: t.prepare(bench_image.image) for n, t in runnable.items()}
         calls = {n: partial(t.run, prepared[n]) for n, t in runnable.items()}
         if with_floor:
-            ours = matched["ours"]
-            calls[FLOOR] = forward_only(ours.model, bench_image.image, ours.options)
+            for floor, tool in ((FLOOR, "ours"), (FLOOR_TORCH, "ours-torch")):
+                if tool in matched:
+                    ours = matched[tool]
+                    calls[floor] = forward_only(
+                        ours.model, bench_image.image, ours.options
+                    )
         timings, last = time_interleaved(
             calls,
             repeats=plan.repeats,
@@ -198,8 +227,9 @@ def run_section(
     for name in tools:
         if len(outputs[name]) < len(images):
             continue  # not run on every image: no pooled AP to compare
+        setting = "default" if name in DEFAULT_ROWS else "matched"
         section.accuracy.append(
-            _score("matched", name, truths, outputs[name], masks, totals[name])
+            _score(setting, name, truths, outputs[name], masks, totals[name])
         )
     section.accuracy += _default_accuracy(
         model_path, images, tools, settings, masks, shared
@@ -234,8 +264,8 @@ def _default_accuracy(
     defaults = dataclasses.replace(settings, matched=False)
     scores = []
     for name in tools:
-        if name == "supervision-compact":
-            continue  # same merging as supervision
+        if name not in DEFAULT_TWINS:
+            continue  # a variant, or already a default row
         if any(_too_big(name, "segmentation" if masks else "", b) for b in images):
             name = "supervision-compact"
         tool = build_tool(name, model_path, defaults, shared)
@@ -334,7 +364,13 @@ def run_memory(
         path = Path(tmp) / "image.npy"
         np.save(path, bench_image.image)
         del bench_image
-        for tool in ("ours", "sahi", "supervision", "supervision-compact"):
+        for tool in (
+            "ours",
+            "ours-torch",
+            "sahi",
+            "supervision",
+            "supervision-compact",
+        ):
             _log(f"memory: {tool}")
             results.append(
                 measure(
@@ -398,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="one small image, one timed run"
     )
     parser.add_argument(
-        "--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md"
+        "--out", type=Path, help="the report to write (and its raw .json beside it)"
+    )
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help=f"also regenerate {DOCS_REPORT.relative_to(REPO_ROOT)} from this run",
     )
     parser.add_argument("--det-model", type=Path, default=DET_MODEL)
     parser.add_argument("--seg-model", type=Path, default=SEG_MODEL)
@@ -428,9 +469,15 @@ def main(argv: list[str] | None = None) -> int:
         help="stop a tool's process above this RSS",
     )
     args = parser.parse_args(argv)
+    targets = [args.out] if args.out else []
+    targets += [DOCS_REPORT] if args.docs else []
+    if not targets:
+        parser.error("name the report with --out PATH (or regenerate the docs: --docs)")
     if args.render:
-        args.out.write_text(render_raw(json.loads(args.render.read_text()), args))
-        _log(f"wrote {args.out} from {args.render}")
+        text = render_raw(json.loads(args.render.read_text()), args)
+        for target in targets:
+            target.write_text(text)
+            _log(f"wrote {target} from {args.render}")
         return 0
 
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -447,6 +494,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     meta = report.machine_info(argv if argv is not None else sys.argv[1:], args.device)
     _log(f"load average at start: {meta['load_start']}")
+    sampler = LoadSampler()
+    cpu = args.device == "cpu"
+    det_tools = tuple(t for t in DET_TOOLS if cpu or t not in CPU_ONLY)
+    seg_tools = tuple(t for t in SEG_TOOLS if cpu or t not in CPU_ONLY)
+    seg_density_tools = tuple(t for t in SEG_DENSITY_TOOLS if t in seg_tools)
     shared: dict = {}
     sections: list[Section] = []
     density: list[DensityRun] = []
@@ -462,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                 "detection",
                 args.det_model,
                 images,
-                ("ours", *PEERS),
+                det_tools,
                 settings,
                 plan,
                 with_floor=True,
@@ -476,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.det_model,
                 plan.density_size,
                 plan.density_levels,
-                ("ours", *PEERS),
+                det_tools,
                 plan,
                 settings,
                 shared,
@@ -492,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
                 "segmentation",
                 args.seg_model,
                 images,
-                ("ours", *PEERS, "supervision-compact"),
+                seg_tools,
                 settings,
                 plan,
                 with_floor=True,
@@ -501,14 +553,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         del images
         if "density" not in args.skip:
-            # supervision's mask NMS grows with the square of the detections
-            # (minutes per image here); its seg numbers are in the section above.
             density += run_density(
                 "segmentation",
                 args.seg_model,
                 plan.seg_density_size,
                 plan.seg_density_levels,
-                ("ours", "sahi"),
+                seg_density_tools,
                 plan,
                 settings,
                 shared,
@@ -523,11 +573,10 @@ def main(argv: list[str] | None = None) -> int:
             int(args.memory_cap_gb * 1024**3),
         )
     meta["load_end"] = report.load_average()
+    meta["load_during"] = sampler.stop()
     text = report.render(
         meta, sections, density, memory_info, memory, args.memory_cap_gb
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
     raw = {
         "meta": meta,
         "sections": [dataclasses.asdict(s) for s in sections],
@@ -537,8 +586,11 @@ def main(argv: list[str] | None = None) -> int:
             "results": [dataclasses.asdict(m) for m in memory],
         },
     }
-    args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=float))
-    _log(f"wrote {args.out}")
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=float))
+        _log(f"wrote {target}")
     return 0
 
 

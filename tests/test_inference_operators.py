@@ -190,3 +190,28 @@ def test_two_shards_cover_every_sample_once(
     assert info["samples_processed"] == 4
     shard_sizes = sorted(s["samples_total"] for s in info["shards"].values())
     assert sum(shard_sizes) == 4
+
+
+def test_forms_offer_backend_and_precision_and_runs_record_them(
+    dataset: fo.Dataset, det_model_path
+) -> None:
+    params = {"label_field": "fresh", "model": str(det_model_path)}
+    _, _, props = _form(SLICED, dataset, params)
+    assert {"backend", "precision"} <= set(props)
+    assert "calibration_tiles" not in props  # only asked for int8
+    assert [c.value for c in props["backend"].view.choices] == [
+        "auto",
+        "torch",
+        "openvino",
+    ]
+    _, _, props = _form(BASELINE, dataset, {**params, "precision": "int8"})
+    assert "calibration_tiles" in props and not props["precision"].invalid
+    _, _, props = _form(SLICED, dataset, {**params, "backend": "tensorrt"})
+    assert props["backend"].invalid and "backend" in props["backend"].error_message
+
+    ds = _clone(dataset, "ops-backend")
+    result = foo.get_operator(SLICED)(ds, str(det_model_path), "torch", backend="torch")
+    assert result.error is None
+    info = si.get_run_info(ds, "torch")
+    assert info["settings"]["backend"] == "torch"
+    assert info["runtime"] == {"backend": "torch", "precision": "fp32", "device": "cpu"}

@@ -59,7 +59,7 @@ def entry_digest(key: Mapping[str, Any]) -> str:
 
 
 def cached_entry(
-    kind: str, key: Mapping[str, Any], build: Callable[[Path], None]
+    kind: str, key: Mapping[str, Any], build: Callable[[Path], None], suffix: str = ""
 ) -> Path:
     """The complete cache entry for ``key``, built with ``build(folder)`` if needed.
 
@@ -67,11 +67,13 @@ def cached_entry(
         kind: a sub-folder of the cache (e.g. ``"openvino"``).
         key: what the entry is made from; recorded in its manifest.
         build: fills an empty folder with the entry's files.
+        suffix: appended to the entry's name (tools that recognise a format by
+            its folder name need it, e.g. Ultralytics' ``_openvino_model``).
 
     Returns:
         the entry's directory (complete and checked).
     """
-    final = cache_root() / kind / entry_digest(key)
+    final = cache_root() / kind / (entry_digest(key) + suffix)
     problem = entry_problem(final)
     if problem is None:
         return final

@@ -50,6 +50,8 @@ COMPILED_SHAPES = 16
 TRACE_IMGSZ = 640
 #: Bumped when the layout of an export entry changes.
 ENTRY_FORMAT = 1
+#: How Ultralytics recognises an OpenVINO directory (so ``YOLO(<entry>)`` loads it).
+ULTRALYTICS_SUFFIX = "_openvino_model"
 
 
 def openvino_version() -> str:
@@ -95,7 +97,9 @@ def exported_dir(yolo: Any) -> Path:
         >>> folder = exported_dir(YOLO("models/small-objects-det.pt"))  # doctest: +SKIP
         >>> YOLO(str(folder), task="detect")  # Ultralytics runs it too  # doctest: +SKIP
     """
-    return cached_entry("openvino", export_key(yolo), partial(_export, yolo))
+    return cached_entry(
+        "openvino", export_key(yolo), partial(_export, yolo), ULTRALYTICS_SUFFIX
+    )
 
 
 def quantized_dir(yolo: Any, fp32_dir: Path, calibration: Sequence[np.ndarray]) -> Path:
@@ -114,7 +118,10 @@ def quantized_dir(yolo: Any, fp32_dir: Path, calibration: Sequence[np.ndarray]) 
         "calibration_tiles": int(sum(len(b) for b in calibration)),
     }
     return cached_entry(
-        "openvino", key, partial(_quantize, fp32_dir, list(calibration))
+        "openvino",
+        key,
+        partial(_quantize, fp32_dir, list(calibration)),
+        ULTRALYTICS_SUFFIX,
     )
 
 
