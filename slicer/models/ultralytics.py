@@ -14,6 +14,7 @@ batches and feed the same NMS and mask decoding, so they agree.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -269,20 +270,11 @@ class UltralyticsModel:
             return self._predict_with_ultralytics(tiles, imgsz, confidence)
         if self._int8_pending:
             self.calibrate(tiles, imgsz=imgsz)
-        from ultralytics.utils.nms import non_max_suppression
-
         tile_h, tile_w = tiles[0].shape[:2]
         scale = input_scale((tile_h, tile_w), imgsz)
         batch = self._input_batch(tiles, scale)
         output, protos = self.forward(self.network.to_input(batch))
-        detections = non_max_suppression(
-            output,
-            confidence,
-            self.iou,
-            max_det=self.max_det,
-            nc=len(self.class_names) if self.segments else 0,
-            end2end=self._end2end,
-        )
+        detections = self._nms(output, confidence)
         results = []
         for i, det in enumerate(detections):
             det = det.float().cpu().numpy()
@@ -295,6 +287,34 @@ class UltralyticsModel:
                 )
             )
         return results
+
+    def _nms(self, output: Any, confidence: float) -> list[Any]:
+        """Ultralytics' NMS per image, on one torch thread and its candidates only.
+
+        The candidates are the anchors whose best class score passes
+        ``confidence``, which is the first thing Ultralytics' NMS keeps anyway
+        (so the result is the same), minus the work on the thousands of
+        anchors it would drop. The tensors are small: more threads only wait
+        on each other (on a busy CPU, several times slower).
+        """
+        from ultralytics.utils.nms import non_max_suppression
+
+        nms = partial(
+            non_max_suppression,
+            conf_thres=confidence,
+            iou_thres=self.iou,
+            max_det=self.max_det,
+            nc=len(self.class_names) if self.segments else 0,
+        )
+        with _one_torch_thread():
+            if self._end2end:
+                return nms(output, end2end=True)
+            scores = output[:, 4 : 4 + len(self.class_names)]
+            candidates = scores.amax(1) > confidence
+            return [
+                nms(pred[None, :, keep])[0]
+                for pred, keep in zip(output, candidates, strict=True)
+            ]
 
     def calibrate(
         self, tiles: Iterable[np.ndarray], *, imgsz: int | None = None
@@ -476,6 +496,21 @@ class UltralyticsModel:
             )
             for r in results
         ]
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Torch on one thread (in this thread) for the block, then as it was."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads != 1:
+            torch.set_num_threads(threads)
 
 
 def _openvino_network(yolo: Any) -> Network:
