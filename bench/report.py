@@ -44,6 +44,8 @@ RATIOS = (
     ("ours / forward", "ours", FLOOR),
     ("ours PyTorch / its forward", "ours-torch", FLOOR_TORCH),
 )
+#: Environment variables that change how the runtimes use threads.
+THREADING_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")
 #: CPU features that decide how fast the runtimes are (shown when present).
 CPU_FLAGS = (
     "avx2",
@@ -124,6 +126,9 @@ def machine_info(argv: Sequence[str], device: str) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": _cpu_name(),
         "cpu_flags": _cpu_flags(),
+        "environment": {
+            k: os.environ[k] for k in THREADING_ENV if os.environ.get(k) is not None
+        },
         "cores": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
         "torch_threads": torch.get_num_threads(),
@@ -182,6 +187,7 @@ def _machine(meta: dict) -> list[str]:
         f"| device | {meta['device']}{' (' + meta['gpu'] + ')' if meta.get('gpu') else ''}, torch threads {meta['torch_threads']} |",
         f"| load average (1, 5, 15 min) | start {meta['load_start']}; end {meta.get('load_end', '?')} |",
         f"| load during the run | {_load_during(meta)} |",
+        f"| threading environment | {_environment(meta)} |",
         f"| software | Python {meta['python']}, {versions} |",
         f"| commit | {meta['commit']} |",
         f"| command | `{meta['command']}` |",
@@ -724,6 +730,11 @@ def _load_during(meta: dict) -> str:
         f"1-minute load average mean {during['mean']}, max {during['max']} "
         f"({during['samples']} samples, every 15 s); {shared}"
     )
+
+
+def _environment(meta: dict) -> str:
+    env = meta.get("environment") or {}
+    return ", ".join(f"`{k}={v}`" for k, v in env.items()) or "defaults"
 
 
 def _cpu_flags() -> list[str]:
