@@ -26,6 +26,7 @@ in ``ultralytics.UltralyticsModel``: only the forward pass runs here.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import shutil
@@ -43,9 +44,9 @@ from .export_cache import cached_entry
 
 logger = logging.getLogger(__name__)
 
-#: Compiled shapes kept per calling thread (a baseline over images of many
-#: aspect ratios has one shape per ratio).
-COMPILED_SHAPES = 16
+#: Compiled (thread, shape) pairs kept (a baseline over images of many
+#: aspect ratios has one shape per ratio; two-stream workers one each).
+COMPILED_SHAPES = 24
 #: Input size the dynamic export is traced at (any shape runs afterwards).
 TRACE_IMGSZ = 640
 #: Bumped when the layout of an export entry changes.
@@ -59,6 +60,25 @@ def openvino_version() -> str:
     import openvino
 
     return openvino.__version__
+
+
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core``.
+
+    One, not one per model: each Core loads its own CPU plugin, which gives
+    the calling thread an alternate signal stack and puts the previous one
+    back when it is released; Cores released out of order leave a freed
+    stack installed, and the next signal (a child process exiting) kills
+    the process.
+    """
+    import openvino as ov
+
+    core = ov.Core()
+    # Read weights into memory rather than map the files: a cache entry may
+    # be rebuilt (or damaged) while this process runs.
+    core.set_property({"ENABLE_MMAP": False})
+    return core
 
 
 def weights_digest(net: Any) -> str:
@@ -142,16 +162,12 @@ class OpenVINONetwork:
     backend = "openvino"
 
     def __init__(self, folder: Path, precision: str = "fp32") -> None:
-        import openvino as ov
-
         self.folder = folder
         self.precision = precision
-        self._core = ov.Core()
-        # Read the weights into memory rather than map the file: a cache entry
-        # may be rebuilt (or damaged) while this process runs.
-        self._core.set_property({"ENABLE_MMAP": False})
+        self._core = openvino_core()
         self._model = _with_uint8_nhwc_input(self._core.read_model(str(_xml(folder))))
-        self._local = threading.local()
+        self._requests: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
 
     def to_input(self, batch: np.ndarray) -> np.ndarray:
         """Our uint8 ``NHWC`` batch, as the compiled model takes it (no copy)."""
@@ -170,32 +186,36 @@ class OpenVINONetwork:
         return preds, protos
 
     def _request(self, shape: tuple[int, ...]) -> Any:
-        """This thread's infer request for ``shape`` at its thread count (compiled once)."""
+        """This thread's infer request for ``shape`` at its thread count (compiled once).
+
+        Kept here, not in thread-local storage, so that compiled models are
+        released with this object, never while a worker thread exits.
+        """
         import torch
 
         threads = torch.get_num_threads()
-        compiled = getattr(self._local, "compiled", None)
-        if compiled is None:
-            compiled = self._local.compiled = OrderedDict()
-        key = (shape, threads)
-        if key not in compiled:
-            model = self._model.clone()
-            model.reshape({model.inputs[0]: list(shape)})
-            config = {
-                "INFERENCE_NUM_THREADS": threads,
-                "NUM_STREAMS": 1,
-                "PERFORMANCE_HINT": "LATENCY",
-                # The same float32 numbers as PyTorch (CPUs with bf16 would
-                # otherwise run bf16 by default).
-                "INFERENCE_PRECISION_HINT": "f32",
-            }
-            compiled[key] = self._core.compile_model(
-                model, "CPU", config
-            ).create_infer_request()
-            while len(compiled) > COMPILED_SHAPES:
-                compiled.popitem(last=False)
-        compiled.move_to_end(key)
-        return compiled[key]
+        key = (threading.get_ident(), shape, threads)
+        with self._lock:
+            request = self._requests.get(key)
+            if request is not None:
+                self._requests.move_to_end(key)
+                return request
+        model = self._model.clone()
+        model.reshape({model.inputs[0]: list(shape)})
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            # The same float32 numbers as PyTorch (CPUs with bf16 would
+            # otherwise run bf16 by default).
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        request = self._core.compile_model(model, "CPU", config).create_infer_request()
+        with self._lock:
+            self._requests[key] = request
+            while len(self._requests) > COMPILED_SHAPES:
+                self._requests.popitem(last=False)
+        return request
 
     def __getstate__(self) -> dict[str, Any]:
         # Compiled models stay with their process and threads; a copy recompiles.
@@ -269,9 +289,7 @@ def _quantize(fp32_dir: Path, calibration: list[np.ndarray], folder: Path) -> No
         "quantizing to INT8 on %d calibration tiles (once for these tiles)",
         sum(len(b) for b in calibration),
     )
-    core = ov.Core()
-    core.set_property({"ENABLE_MMAP": False})
-    model = core.read_model(str(_xml(fp32_dir)))
+    model = openvino_core().read_model(str(_xml(fp32_dir)))
     inputs = [
         np.ascontiguousarray(b.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
         for b in calibration
