@@ -30,6 +30,8 @@ from ..slicer import (
     predict_full_image,
     predict_sliced,
 )
+from ..slicer.models.base import settings_in_effect
+from ..slicer.sliced import check_classes
 from .batch_writer import BatchWriter
 from .label_fields import check_label_field
 from .labels import to_detections
@@ -194,6 +196,7 @@ class InferenceRun:
         self.summary.skipped = len(scope) - len(ids)
         loading = time.perf_counter()
         tile_model = cached_model(self.model, self.model_options, token=self.token)
+        check_classes(tile_model, self.options.classes)  # before anything is written
         # Timing starts after loading: a cached model must not make one run
         # look faster than another in the comparison.
         started = time.perf_counter()
@@ -275,21 +278,42 @@ class InferenceRun:
         self.summary.num_detections += len(detections.detections)
 
     def _record_common(self, tile_model: TileModel) -> dict[str, Any]:
+        settings, ignored = self._settings_in_effect(tile_model)
         return {
             "label_field": self.label_field,
             "kind": self.kind,
             "model": describe_model(self.model),
             "model_class": type(tile_model).__name__,
             "settings": {
-                **self.options.to_dict(),
-                **self.model_options.to_dict(),
+                **settings,
                 "overwrite": self.overwrite,
                 "skip_existing": self.skip_existing,
                 "tags": self.tags,
             },
+            "settings_ignored": ignored,
             "class_names": {str(k): v for k, v in tile_model.class_names.items()},
             "plugin_version": __version__,
             "fiftyone_version": fo.__version__,
+        }
+
+    def _settings_in_effect(
+        self, tile_model: TileModel
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The settings the model really runs with, and a warning for each it ignores.
+
+        Returns:
+            the settings in effect, and name -> ``{"asked": value, "reason": why}``
+            for each setting asked for that this model does not apply.
+        """
+        asked = {**self.options.to_dict(), **self.model_options.to_dict()}
+        settings, ignored = settings_in_effect(tile_model, asked)
+        for name, reason in ignored.items():
+            logger.warning(
+                "%s: %s=%r is ignored: %s", self.label_field, name, asked[name], reason
+            )
+        return settings, {
+            name: {"asked": asked[name], "reason": reason}
+            for name, reason in ignored.items()
         }
 
     def _record_stats(self, total: int, started_at: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ConfigError
 from .images import load_image, to_rgb
 from .merge import merge_detections
 from .models import BatchedTileModel, TileModel, load_model
@@ -45,6 +46,7 @@ def predict_sliced(
     """
     options = _options(SliceOptions, options, overrides)
     model = load_model(model)
+    check_classes(model, options.classes)
     rgb = _as_rgb(image)
     height, width = rgb.shape[:2]
     tiles = tile_boxes((width, height), options.slice_wh, options.overlap)
@@ -82,10 +84,40 @@ def predict_full_image(
     """
     options = _options(PredictOptions, options, overrides)
     model = load_model(model)
+    check_classes(model, options.classes)
     rgb = _as_rgb(image)
     preds = _predict_whole(rgb, model, options.imgsz, options.confidence)
     preds = keep_classes(preds, options.classes).sorted_by_score()
     return _best(preds, options.max_detections)
+
+
+def check_classes(model: TileModel, classes: Sequence[str | int] | None) -> None:
+    """Refuses ``classes`` the model never predicts, which would keep nothing.
+
+    Checked against ``model.class_names`` (labels and ids) unless the model
+    learns its labels from its outputs (``learns_classes``: callables, FiftyOne
+    models without a class list) or has none.
+
+    Raises:
+        ConfigError: naming the unknown classes and the model's own.
+
+    Example::
+
+        >>> check_classes(load_model("models/small-objects-det.pt"), ["cars"])
+        Traceback (most recent call last):
+        ...
+        sliced_inference.slicer.errors.ConfigError: classes 'cars' are not labels or class ids of this model; its labels: plane, car, boat, storage-tank
+    """
+    names = model.class_names
+    if classes is None or not names or getattr(model, "learns_classes", False):
+        return
+    known = {str(label) for label in names.values()} | {str(cid) for cid in names}
+    unknown = [c for c in classes if str(c) not in known]
+    if unknown:
+        raise ConfigError(
+            f"classes {', '.join(map(repr, unknown))} are not labels or class ids "
+            f"of this model; its labels: {', '.join(map(str, names.values()))}"
+        )
 
 
 def keep_classes(

@@ -88,3 +88,47 @@ def tiny_detr_dir(session_dir: Path) -> Path:
             size={"shortest_edge": 128, "longest_edge": 128}
         ).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mask2former_dir(session_dir: Path) -> Path:
+    """A real (randomly initialised) Mask2Former instance segmenter, built offline."""
+    import torch
+    from transformers import (
+        Mask2FormerConfig,
+        Mask2FormerForUniversalSegmentation,
+        Mask2FormerImageProcessor,
+        SwinConfig,
+    )
+
+    path = session_dir / "tiny-mask2former"
+    if not path.exists():
+        backbone = SwinConfig(
+            embed_dim=16,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 1, 1],
+            window_size=4,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        )
+        config = Mask2FormerConfig(
+            backbone_config=backbone,
+            use_pretrained_backbone=False,
+            # The pixel decoder's GroupNorm has 32 groups: 32 channels at least.
+            hidden_dim=32,
+            feature_size=32,
+            mask_feature_size=32,
+            encoder_feedforward_dim=32,
+            dim_feedforward=32,
+            encoder_layers=1,
+            decoder_layers=2,
+            num_attention_heads=2,
+            num_queries=10,
+            id2label={0: "car", 1: "truck"},
+            label2id={"car": 0, "truck": 1},
+        )
+        torch.manual_seed(0)  # the same random weights every session
+        Mask2FormerForUniversalSegmentation(config).save_pretrained(path)
+        Mask2FormerImageProcessor(
+            size={"shortest_edge": 128, "longest_edge": 128}
+        ).save_pretrained(path)
+    return path

@@ -1,9 +1,10 @@
-"""The protocol every model adapter implements, and device choice."""
+"""The protocol every model adapter implements, what a loaded model really runs with, and device choice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -28,7 +29,14 @@ class TileModel(Protocol):
     - ``segments``: whether predictions carry instance masks;
     - ``predict_tiles``; and, when the adapter also implements
       ``BatchedTileModel``, ``predict_batches``, which gets every batch of an
-      image at once (to overlap them, e.g. two streams on a CPU).
+      image at once (to overlap them, e.g. two streams on a CPU);
+    - optionally ``runtime``, a ``Runtime``: what the loaded model really runs
+      with (device, precision) and which settings it does not apply. Run
+      records store those values, not the ones asked for (see
+      ``settings_in_effect``); without it, every setting counts as applied;
+    - optionally ``learns_classes``: ``True`` when ``class_names`` grows as
+      labels show up in the outputs, so asked-for classes cannot be checked
+      against it up front (``sliced.check_classes``).
     """
 
     #: class id -> label
@@ -62,6 +70,91 @@ class BatchedTileModel(TileModel, Protocol):
     ) -> Iterator[list[Predictions]]:
         """``predict_tiles`` on each batch, yielded in order."""
         ...
+
+
+#: Settings that size the model's input; a model that sizes its own ignores both.
+INPUT_SIZE_SETTINGS = ("imgsz", "full_image_imgsz")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What a loaded model really runs with, as opposed to what was asked for.
+
+    Attributes:
+        applied: setting name -> the value in effect, e.g. ``{"device": "cpu",
+            "half": False}`` for a model asked for ``device=None, half=True``
+            on a machine without CUDA.
+        ignored: setting name -> why this model does not apply it, e.g.
+            ``{"imgsz": "the callable sizes its own input"}``.
+
+    Example::
+
+        >>> Runtime({"device": "cpu"}, {"half": "float16 needs CUDA"}).applied
+        {'device': 'cpu'}
+    """
+
+    applied: dict[str, Any] = field(default_factory=dict)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+def settings_in_effect(
+    model: Any, asked: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The settings a run really used, and those asked for that the model ignores.
+
+    A setting counts as asked for when its value is neither ``None`` nor
+    ``False`` (every such setting defaults to one of those: "the model's own").
+    An ignored one is recorded as ``None`` (or ``False``), the value that ran.
+
+    Args:
+        model: a ``TileModel``, optionally with a ``runtime`` (``Runtime``).
+        asked: setting name -> value asked for (e.g. ``options.to_dict()``).
+
+    Returns:
+        ``(settings, ignored)``: ``asked`` with the values in effect, and
+        setting name -> why it was not applied, for the ones asked for.
+
+    Example::
+
+        >>> class Model:
+        ...     runtime = Runtime(ignored={"imgsz": "it sizes its own input"})
+        >>> settings_in_effect(Model(), {"imgsz": 1280, "confidence": 0.5})
+        ({'imgsz': None, 'confidence': 0.5}, {'imgsz': 'it sizes its own input'})
+    """
+    runtime = getattr(model, "runtime", None) or Runtime()
+    settings = dict(asked)
+    settings.update({k: v for k, v in runtime.applied.items() if k in asked})
+    ignored = {}
+    for name, reason in runtime.ignored.items():
+        value = asked.get(name)
+        if value is None or value is False or runtime.applied.get(name) == value:
+            continue
+        ignored[name] = reason
+        if name not in runtime.applied:
+            settings[name] = False if isinstance(value, bool) else None
+    return settings, ignored
+
+
+def torch_runtime(
+    device: str, half: bool, ignored: Mapping[str, str] | None = None
+) -> Runtime:
+    """The ``Runtime`` of a torch model on ``device``: float16 only on CUDA.
+
+    Args:
+        device: the device the model was placed on (``select_device``).
+        half: whether float16 was asked for.
+        ignored: other settings the model does not apply, and why.
+
+    Example::
+
+        >>> torch_runtime("cpu", True).applied
+        {'device': 'cpu', 'half': False}
+    """
+    runs_half = half and device.startswith("cuda")
+    reasons = dict(ignored or {})
+    if half and not runs_half:
+        reasons["half"] = f"float16 runs on CUDA only; this model runs on {device}"
+    return Runtime({"device": device, "half": runs_half}, reasons)
 
 
 def select_device(device: str | None = None) -> str:

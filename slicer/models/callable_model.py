@@ -9,6 +9,16 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..predictions import Predictions
+from .base import INPUT_SIZE_SETTINGS, Runtime
+
+#: What a callable does not take: it sizes its input and places itself.
+_CALLABLE_RUNTIME = Runtime(
+    ignored={
+        **dict.fromkeys(INPUT_SIZE_SETTINGS, "the callable sizes its own input"),
+        "device": "the callable runs wherever it runs its own model",
+        "half": "the callable runs in its own precision",
+    }
+)
 
 
 class CallableModel:
@@ -46,8 +56,10 @@ class CallableModel:
         self.fn = fn
         self.channels = channels
         self.class_names = {int(k): str(v) for k, v in (class_names or {}).items()}
+        self.learns_classes = True  # names found in the outputs are added
         self.default_imgsz = None
         self.segments = False
+        self.runtime = _CALLABLE_RUNTIME
 
     def predict_tiles(
         self,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..predictions import Predictions
-from .base import input_scale, select_device
+from .base import input_scale, select_device, torch_runtime
 
 #: Suffixes Ultralytics loads (weights, architectures, exported models).
 ULTRALYTICS_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".torchscript", ".engine")
@@ -90,7 +90,8 @@ class UltralyticsModel:
             )
         self.yolo = yolo
         self.device = select_device(device)
-        self.half = half and self.device.startswith("cuda")
+        self.runtime = torch_runtime(self.device, half)
+        self.half = self.runtime.applied["half"]
         self.iou = iou
         self.max_det = max_det
         self.segments = yolo.task == "segment"
