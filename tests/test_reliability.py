@@ -612,12 +612,16 @@ def test_memory_stays_flat_from_50_to_300_samples(
         figures[count] = measure_run(dataset, det_model_path)
         assert figures[count]["processed"] == count
     print(f"memory by dataset size: {json.dumps(figures)}")
-    growth_50 = figures[50]["peak_mb"] - figures[50]["rss_before_mb"]
-    growth_300 = figures[300]["peak_mb"] - figures[300]["rss_before_mb"]
-    # Six times the samples: neither the peak nor the memory held at the end
-    # may grow with them (labels are written and dropped every batch).
-    assert growth_300 < 2 * growth_50 + 40, figures
-    assert figures[300]["rss_end_mb"] < figures[50]["rss_end_mb"] + 60, figures
+    # Above the warmed-up process (whose own size varies by ~20 MB from one
+    # start to the next), measured on 2 cores: the peak rose 1 and 3 MB for 50
+    # and 300 samples (docs/reliability.md), and 2.7 and 15.4 MB under a load
+    # average of 7-13. The 250 extra samples may add at most 30 MB, twice the
+    # worst measured; keeping each one's decoded 480x320 image (0.46 MB)
+    # would add 115 MB. The memory held at the end, likewise.
+    peak = {n: figures[n]["peak_mb"] - figures[n]["rss_before_mb"] for n in figures}
+    held = {n: figures[n]["rss_end_mb"] - figures[n]["rss_before_mb"] for n in figures}
+    assert peak[300] - peak[50] < 30, figures
+    assert held[300] - held[50] < 30, figures
 
 
 def test_a_12000x9000_image_with_masks_stays_within_bounded_memory(
@@ -637,13 +641,16 @@ def test_a_12000x9000_image_with_masks_stays_within_bounded_memory(
     dataset.reload()
     dets = dataset.first()["preds"].detections
     assert len(dets) > 36 * len(tile) * 0.5  # the repeated scene's objects
-    full_mask_mb = 12000 * 9000 / 1024**2  # one full-image bool mask
     for det in dets[:200]:
         height, width = det.mask.shape
         box_w, box_h = det.bounding_box[2] * 12000, det.bounding_box[3] * 9000
         assert abs(width - box_w) <= 1 and abs(height - box_h) <= 1
-    # Decoded image ~310 MB (plus its tiles); masks are cropped to their boxes:
-    # full-image masks would take len(dets) * 103 MB.
+    # The peak rose 1424 MB above the warmed-up process (docs/reliability.md),
+    # 1425 MB again under a load average of 7-13: mostly copies of the 309 MB
+    # decoded image. Masks stay cropped to their boxes: a full-image mask per
+    # detection would take len(dets) * 103 MB, and even tile-sized (640x640)
+    # masks would add more than the margin allowed here.
     growth = figures["peak_mb"] - figures["rss_before_mb"]
-    assert growth < 2048, figures
-    assert growth < len(dets) * full_mask_mb / 10, figures
+    assert growth < 1800, figures
+    tile_masks_mb = len(dets) * 640 * 640 / 1024**2
+    assert tile_masks_mb > 1800 - 1424  # so the bound above would catch them
