@@ -31,8 +31,58 @@ _PLUGINS_DIR.mkdir()
 (_PLUGINS_DIR / "sliced-inference").symlink_to(REPO_ROOT, target_is_directory=True)
 os.environ["FIFTYONE_PLUGINS_DIR"] = str(_PLUGINS_DIR)
 
+#: The App tests (headless Chromium): a skip is easy to miss in a long run.
+APP_TESTS = "test_app.py"
+#: Set by ``.ci/run``: the session fails unless every App test ran and passed.
+REQUIRE_APP_TESTS = "SLICED_INFERENCE_REQUIRE_APP_TESTS"
+_app_results: dict[str, list[pytest.TestReport]] = {"passed": [], "skipped": []}
+
 DET_MODEL = REPO_ROOT / "models" / "small-objects-det.pt"
 SEG_MODEL = REPO_ROOT / "models" / "small-objects-seg.pt"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Notes which App tests passed and which were skipped."""
+    if report.nodeid.split("::")[0].endswith(APP_TESTS):
+        if report.skipped:
+            _app_results["skipped"].append(report)
+        elif report.passed and report.when == "call":
+            _app_results["passed"].append(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fails the session when App tests were required but did not all run."""
+    required = os.environ.get(REQUIRE_APP_TESTS)
+    if required and (_app_results["skipped"] or not _app_results["passed"]):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Says last, after pytest's own summary, that App tests did not run."""
+    skipped = _app_results["skipped"]
+    required = os.environ.get(REQUIRE_APP_TESTS)
+    write = config.pluginmanager.get_plugin("terminalreporter")
+    if write is None or not (skipped or (required and not _app_results["passed"])):
+        return
+    title = (
+        f"{len(skipped)} App tests SKIPPED" if skipped else "the App tests did not run"
+    )
+    write.write_sep("!", title, red=True, bold=True)
+    reasons = {
+        r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
+        for r in skipped
+    }
+    for reason in sorted(reasons):
+        write.write_line(f"  {reason}", red=True)
+    write.write_line(
+        "  The App is not tested by this run (tests/test_app.py, headless "
+        "Chromium); to run it: apt-get install -y chromium chromium-driver",
+        red=True,
+    )
+    if required:
+        write.write_line(
+            f"  {REQUIRE_APP_TESTS} is set (.ci/run): this run FAILS.", red=True
+        )
 
 
 @pytest.fixture(scope="session")
