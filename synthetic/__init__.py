@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .export import coco_rle, decode_coco_rle, image_seed, write_dataset
+from .export import (
+    coco_rle,
+    dataset_scenes,
+    decode_coco_rle,
+    image_seed,
+    write_dataset,
+)
 from .scenes import Scene, generate_scene, scene_size
 from .shapes import CLASSES, Sprite, draw_sprite
 
@@ -28,6 +34,7 @@ __all__ = [
     "Scene",
     "Sprite",
     "coco_rle",
+    "dataset_scenes",
     "decode_coco_rle",
     "draw_sprite",
     "generate_scene",

@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,34 @@ def scene_annotations(scene: Scene, image_id: int, first_id: int) -> list[dict]:
     return anns
 
 
+def dataset_scenes(
+    seed: int,
+    num_images: int,
+    min_width: int = 1600,
+    max_width: int = 4000,
+    **scene_options: Any,
+) -> Iterator[Scene]:
+    """The scenes of a generated dataset, one at a time: image ``i`` uses ``image_seed(seed, i)``.
+
+    ``write_dataset`` writes these; the measuring scripts score models on them.
+
+    Args:
+        seed: dataset seed.
+        num_images: number of scenes.
+        min_width, max_width: range of image widths (heights follow an aspect ratio).
+        scene_options: passed to ``generate_scene`` (e.g. ``density``).
+
+    Example::
+
+        >>> [s.seed == image_seed(300, i) for i, s in enumerate(dataset_scenes(300, 2))]
+        [True, True]
+    """
+    for i in range(num_images):
+        s = image_seed(seed, i)
+        width, height = scene_size(np.random.default_rng(s), min_width, max_width)
+        yield generate_scene(s, width, height, **scene_options)
+
+
 def write_dataset(
     out_dir: str | Path,
     num_images: int = 8,
@@ -179,10 +207,8 @@ def write_dataset(
         [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if image_format == "jpg" else []
     )
     images, annotations = [], []
-    for i in range(num_images):
-        s = image_seed(seed, i)
-        width, height = scene_size(np.random.default_rng(s), min_width, max_width)
-        scene = generate_scene(s, width, height, **scene_options)
+    scenes = dataset_scenes(seed, num_images, min_width, max_width, **scene_options)
+    for i, scene in enumerate(scenes):
         name = f"{IMAGE_DIR}/{i:05d}.{image_format}"
         if not cv2.imwrite(str(out / name), scene.image[..., ::-1], params):
             raise OSError(f"could not write {out / name}")
@@ -190,9 +216,9 @@ def write_dataset(
             {
                 "id": i + 1,
                 "file_name": name,
-                "width": width,
-                "height": height,
-                "seed": s,
+                "width": scene.width,
+                "height": scene.height,
+                "seed": scene.seed,
             }
         )
         annotations += scene_annotations(scene, i + 1, len(annotations) + 1)
