@@ -35,6 +35,33 @@ class _InferenceOperator(foo.Operator):
     #: ``SliceOptions`` or ``PredictOptions``: the settings the form shows.
     options_cls: type[PredictOptions] = PredictOptions
     default_field = ""
+    #: The operator's name, label, description and icon (its ``config``).
+    identity: tuple[str, str, str, str] = ("", "", "", "")
+
+    @property
+    def config(self) -> foo.OperatorConfig:
+        name, label, description, icon = self.identity
+        return foo.OperatorConfig(
+            name=name,
+            label=label,
+            description=description,
+            icon=icon,
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx: Any) -> types.Property:
+        inputs = types.Object()
+        if self._common_inputs(ctx, inputs):
+            self._settings_inputs(ctx, inputs)
+            self._run_inputs(ctx, inputs)
+        return types.Property(inputs, view=types.View(label=self.config.label))
+
+    def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
+        """The run's own settings, between the common inputs and the run inputs."""
+        raise NotImplementedError
 
     def resolve_placement(self, ctx: Any) -> types.Placement:
         return types.Placement(
@@ -184,28 +211,17 @@ class RunSlicedInference(_InferenceOperator):
 
     options_cls = SliceOptions
     default_field = "sliced"
+    identity = (
+        "run_sliced_inference",
+        "Run sliced inference",
+        "Find small objects: predict on overlapping tiles and merge",
+        "grid_on",
+    )
 
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="run_sliced_inference",
-            label="Run sliced inference",
-            description="Find small objects: predict on overlapping tiles and merge",
-            icon="grid_on",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
-
-    def resolve_input(self, ctx: Any) -> types.Property:
-        inputs = types.Object()
-        if self._common_inputs(ctx, inputs):
-            for group in (forms.SLICING, forms.MERGING, forms.FILTERING):
-                forms.settings_inputs(ctx, inputs, SliceOptions, group)
-            forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
-            self._run_inputs(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Run sliced inference"))
+    def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
+        for group in (forms.SLICING, forms.MERGING, forms.FILTERING):
+            forms.settings_inputs(ctx, inputs, SliceOptions, group)
+        forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
 
     def __call__(
         self,
@@ -253,27 +269,16 @@ class RunBaselineInference(_InferenceOperator):
 
     options_cls = PredictOptions
     default_field = "baseline"
+    identity = (
+        "run_baseline_inference",
+        "Run baseline inference",
+        "Predict on each whole image (optionally at a higher resolution)",
+        "crop_free",
+    )
 
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="run_baseline_inference",
-            label="Run baseline inference",
-            description="Predict on each whole image (optionally at a higher resolution)",
-            icon="crop_free",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
-
-    def resolve_input(self, ctx: Any) -> types.Property:
-        inputs = types.Object()
-        if self._common_inputs(ctx, inputs):
-            settings = ("imgsz", *forms.FILTERING)
-            forms.settings_inputs(ctx, inputs, PredictOptions, settings)
-            self._run_inputs(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Run baseline inference"))
+    def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
+        settings = ("imgsz", *forms.FILTERING)
+        forms.settings_inputs(ctx, inputs, PredictOptions, settings)
 
     def __call__(
         self,
