@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -24,19 +26,23 @@ def scene() -> np.ndarray:
     return generate_scene(seed=1234, width=1600, height=1200).image
 
 
-def test_ultralytics_fast_path_matches_ultralytics_predict(
-    det_model_path, scene
-) -> None:
+def _ours_and_ultralytics(model_path, scene: np.ndarray) -> tuple[Any, Any]:
+    """Our adapter's and ``YOLO.predict``'s results on the scene's first 640-px tile."""
     from ultralytics import YOLO
 
     tile = np.ascontiguousarray(scene[:640, :640])
-    ours = load_model(det_model_path, device="cpu").predict_tiles(
-        [tile], confidence=0.25
-    )[0]
-    theirs = YOLO(str(det_model_path)).predict(
+    model = load_model(model_path, device="cpu")
+    ours = model.predict_tiles([tile], confidence=0.25)[0]
+    theirs = YOLO(str(model_path)).predict(
         tile[..., ::-1], imgsz=640, conf=0.25, verbose=False
     )[0]
+    return ours, theirs
 
+
+def test_ultralytics_fast_path_matches_ultralytics_predict(
+    det_model_path, scene
+) -> None:
+    ours, theirs = _ours_and_ultralytics(det_model_path, scene)
     assert len(ours) > 0 and len(ours) == len(theirs.boxes)
     iou = box_iou(ours.boxes, theirs.boxes.xyxy.numpy())
     assert (iou.max(axis=1) > 0.99).all()
@@ -45,16 +51,7 @@ def test_ultralytics_fast_path_matches_ultralytics_predict(
 def test_ultralytics_segmentation_masks_are_cropped_and_match_ultralytics(
     seg_model_path, scene
 ) -> None:
-    from ultralytics import YOLO
-
-    tile = np.ascontiguousarray(scene[:640, :640])
-    ours = load_model(seg_model_path, device="cpu").predict_tiles(
-        [tile], confidence=0.25
-    )[0]
-    theirs = YOLO(str(seg_model_path)).predict(
-        tile[..., ::-1], imgsz=640, conf=0.25, verbose=False
-    )[0]
-
+    ours, theirs = _ours_and_ultralytics(seg_model_path, scene)
     assert ours.has_masks and len(ours) > 0
     full = theirs.masks.data.numpy() > 0.5
     their_boxes = theirs.boxes.xyxy.numpy()
