@@ -18,8 +18,8 @@ hub id or class name; never a token), ``settings`` (every option of the run
 as it ran: the device picked, ``half`` false off CUDA, ``imgsz`` unset for a
 model that sizes its own input), ``settings_ignored`` (the options asked for
 that the model did not apply: ``{name: {"asked": value, "reason": text}}``;
-the run logs a warning for each), ``plugin_version``, ``fiftyone_version``, ``status`` (``running``,
-``completed``, ``failed``, ``interrupted``), ``started_at`` / ``finished_at``
+the run logs a warning for each), ``plugin_version``, ``fiftyone_version``,
+``status`` (``running``, ``completed``, ``failed``, ``interrupted``), ``started_at`` / ``finished_at``
 (ISO 8601, UTC), ``samples_total``, ``samples_processed``, ``samples_skipped``,
 ``num_errors``, ``errors`` (the first ``MAX_STORED_ERRORS``, as
 ``{"sample_id", "filepath", "error"}``), ``num_detections``, ``seconds`` and

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .base import BatchedTileModel, TileModel, input_scale, select_device
+from .base import BatchedTileModel, Runtime, TileModel, input_scale, select_device
 from .callable_model import CallableModel, predictions_from_output
 
 __all__ = [
     "BatchedTileModel",
     "CallableModel",
+    "Runtime",
     "TileModel",
     "input_scale",
     "load_model",
