@@ -14,17 +14,19 @@ overwrite one another. The in-memory ``dataset.info`` is refreshed after each
 write so a later ``dataset.save()`` does not put an old copy back.
 
 A record holds: ``kind`` (``"sliced"`` or ``"baseline"``), ``model`` (a path,
-hub id or class name; never a token), ``settings`` (every option of the run
-as it ran: the device picked, ``half`` false off CUDA, ``imgsz`` unset for a
+hub id or class name; never a token), ``settings`` (every option of the run as
+it ran: the device picked, ``half`` false off CUDA, ``imgsz`` unset for a
 model that sizes its own input), ``settings_ignored`` (the options asked for
 that the model did not apply: ``{name: {"asked": value, "reason": text}}``;
 the run logs a warning for each), ``plugin_version``, ``fiftyone_version``,
-``status`` (``running``, ``completed``, ``failed``, ``interrupted``), ``started_at`` / ``finished_at``
-(ISO 8601, UTC), ``samples_total``, ``samples_processed``, ``samples_skipped``,
-``num_errors``, ``errors`` (the first ``MAX_STORED_ERRORS``, as
-``{"sample_id", "filepath", "error"}``), ``num_detections``, ``seconds`` and
-``images_per_second`` (timed after the model loaded), ``model_load_seconds``. A sharded run also has ``num_shards`` and ``shards``
-(``{"0": {...per-shard stats...}, ...}``); ``get_run_info`` adds them up.
+``status`` (``running``, ``completed``, ``failed``, ``interrupted``),
+``started_at`` / ``finished_at`` (ISO 8601, UTC), ``samples_total``,
+``samples_processed``, ``samples_skipped``, ``num_errors``, ``errors`` (the
+first ``MAX_STORED_ERRORS``, as ``{"sample_id", "filepath", "error"}``),
+``num_detections``, ``seconds`` and ``images_per_second`` (timed after the
+model loaded), ``model_load_seconds``. A sharded run also has ``num_shards``
+and ``shards`` (``{"0": {...per-shard stats...}, ...}``); ``get_run_info``
+adds them up.
 
 Example::
 
