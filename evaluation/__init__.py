@@ -13,7 +13,7 @@ Imports FiftyOne and the SDK (for run records); never the App.
 
 from .compare import compare_runs, rerun_comparison
 from .results import Comparison, Metrics, RunMetrics
-from .store import is_current, list_comparisons, load_comparison
+from .store import delete_comparisons, is_current, list_comparisons, load_comparison
 from .views import lost_view, recovered_view
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Metrics",
     "RunMetrics",
     "compare_runs",
+    "delete_comparisons",
     "is_current",
     "list_comparisons",
     "load_comparison",

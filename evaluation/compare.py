@@ -42,8 +42,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import fiftyone as fo
+import fiftyone.core.utils as fou
 
 from ..sdk.run_records import get_run_info
+from .logs import quiet_evaluation_logs
 from .results import Comparison, Metrics, RunMetrics
 from .sizes import COCO_SIZE_THRESHOLDS, size_ranges, size_view
 from .store import (
@@ -102,7 +104,8 @@ def compare_runs(
             ``False`` raises if one exists.
         comparison_key: run key for the stored comparison; ``None`` derives one
             from the prefix and the fields.
-        progress: FiftyOne progress setting passed to the evaluations.
+        progress: the comparison's progress bar: ``True``/``False``/``None``
+            (FiftyOne's default) or a callable, as FiftyOne's ``progress``.
 
     Returns:
         a ``Comparison``.
@@ -120,28 +123,32 @@ def compare_runs(
     samples.compute_metadata()
     gt_has_masks = _has_masks(samples, gt_field)
     runs = []
-    for pred_field in pred_fields:
-        masks = (
-            gt_has_masks and _has_masks(samples, pred_field)
-            if use_masks is None
-            else bool(use_masks)
-        )
-        runs.append(
-            _evaluate_run(
-                samples,
-                gt_field,
-                pred_field,
-                eval_key=eval_key_for(pred_field, eval_key_prefix),
-                iou=iou,
-                use_masks=masks,
-                mask_tolerance=mask_tolerance,
-                size_thresholds=size_thresholds,
-                max_preds=max_preds,
-                classwise=classwise,
-                overwrite=overwrite,
-                progress=progress,
+    # One progress bar for the comparison: FiftyOne's lines and bars of the
+    # several evaluations per run stay hidden under it.
+    bar = fou.ProgressBar(total=len(pred_fields), progress=progress)
+    with quiet_evaluation_logs(), bar:
+        for pred_field in bar(pred_fields):
+            masks = (
+                gt_has_masks and _has_masks(samples, pred_field)
+                if use_masks is None
+                else bool(use_masks)
             )
-        )
+            runs.append(
+                _evaluate_run(
+                    samples,
+                    gt_field,
+                    pred_field,
+                    eval_key=eval_key_for(pred_field, eval_key_prefix),
+                    iou=iou,
+                    use_masks=masks,
+                    mask_tolerance=mask_tolerance,
+                    size_thresholds=size_thresholds,
+                    max_preds=max_preds,
+                    classwise=classwise,
+                    overwrite=overwrite,
+                    progress=False,
+                )
+            )
     _count_recovered_and_lost(samples, gt_field, runs)
     comparison = Comparison(
         gt_field=gt_field,

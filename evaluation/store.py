@@ -82,6 +82,38 @@ def load_comparison(
     return comparison
 
 
+def delete_comparisons(
+    samples: fo.core.collections.SampleCollection,
+    eval_key_prefix: str = DEFAULT_PREFIX,
+) -> list[str]:
+    """Deletes every stored comparison and every evaluation whose key has the prefix.
+
+    What ``compare_runs`` stored (the ``si_*`` evaluations and the comparison
+    runs); the prediction fields and other evaluations stay.
+
+    Args:
+        samples: the dataset, or any view of it.
+        eval_key_prefix: prefix of the evaluation keys to delete.
+
+    Returns:
+        the deleted comparison and evaluation keys.
+
+    Example::
+
+        >>> delete_comparisons(dataset)  # doctest: +SKIP
+        ['si_cmp_baseline_sliced', 'si_baseline', 'si_sliced']
+    """
+    dataset = samples._root_dataset
+    deleted = list_comparisons(dataset)
+    for key in deleted:
+        dataset.delete_run(key)
+    for key in dataset.list_evaluations():
+        if key.startswith(eval_key_prefix):
+            dataset.delete_evaluation(key)
+            deleted.append(key)
+    return deleted
+
+
 def store_comparison(
     samples: fo.core.collections.SampleCollection,
     comparison: Comparison,

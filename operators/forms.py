@@ -21,7 +21,7 @@ from typing import Any
 
 import fiftyone.operators.types as types
 
-from ..sdk import label_field_problem
+from ..sdk import absolute_model_path, label_field_problem
 from ..slicer import ConfigError, ModelOptions, PredictOptions, Setting
 from ..slicer.models.ultralytics import ULTRALYTICS_SUFFIXES
 
@@ -68,7 +68,13 @@ def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> 
             allow_user_input=True,
         ),
     )
-    return _flag(prop, model_spec_problem(ctx.params.get("model", default)))
+    spec = ctx.params.get("model", default)
+    problem = model_spec_problem(spec)
+    if problem is None and "model" in ctx.params:
+        # The params are what a delegated run is queued with, and its worker
+        # may run in another directory: a relative path must not travel.
+        ctx.params["model"] = absolute_model_path(spec.strip())
+    return flag(prop, problem)
 
 
 def model_spec_problem(spec: Any) -> str | None:
@@ -138,7 +144,7 @@ def label_field_inputs(
         bool(params.get("overwrite", False)),
         bool(params.get("skip_existing", False)),
     )
-    return _flag(prop, problem)
+    return flag(prop, problem)
 
 
 def settings_inputs(
@@ -164,7 +170,7 @@ def settings_inputs(
         try:
             options_cls.from_params(given)
         except ConfigError as error:
-            ok = _flag(prop, str(error)) and ok
+            ok = flag(prop, str(error)) and ok
             del given[name]
     return ok
 
@@ -218,7 +224,7 @@ def device_inputs(ctx: Any, inputs: types.Object) -> bool:
     problem = None
     if not _DEVICE.match(device):
         problem = f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps"
-    return _flag(prop, problem)
+    return flag(prop, problem)
 
 
 def prelabel_inputs(inputs: types.Object) -> None:
@@ -249,7 +255,7 @@ def sharding_inputs(ctx: Any, inputs: types.Object) -> bool:
     problem = None
     if not isinstance(num_shards, int) or num_shards < 1:
         problem = "Shards must be a positive whole number"
-    return _flag(prop, problem)
+    return flag(prop, problem)
 
 
 def choice_input(
@@ -278,12 +284,68 @@ def choice_input(
     )
 
 
+def queue_problem(ctx: Any) -> str | None:
+    """Why this request may not be queued for a worker; ``None`` if it may (or runs now).
+
+    A queued operation only names its dataset: a non-persistent dataset is
+    deleted when the process that made it exits, and the worker then finds
+    nothing. Making it persistent silently would surprise the user, so the
+    request is refused with what to do.
+
+    Example::
+
+        >>> queue_problem(ctx)  # doctest: +SKIP
+        "Dataset 'x' is not persistent: ..."
+    """
+    if ctx.delegated or not is_queuing(ctx):
+        return None
+    dataset = ctx.dataset
+    if dataset is None or dataset.persistent:
+        return None
+    return not_persistent_message(dataset.name)
+
+
+def is_queuing(ctx: Any) -> bool:
+    """Whether this request queues work for delegated workers (rather than running it)."""
+    params = ctx.params
+    sharded = (params.get("num_shards") or 1) > 1 and params.get("shard_index") is None
+    return bool(ctx.requesting_delegated_execution or params.get("delegate") or sharded)
+
+
+def not_persistent_message(name: str) -> str:
+    """What to do when a run is queued on a dataset that will not outlive its process."""
+    return (
+        f"Dataset {name!r} is not persistent, so it is deleted when this process "
+        "exits and a delegated worker would find nothing to run on. Make it "
+        "persistent first (dataset.persistent = True), or run now (delegate=False)."
+    )
+
+
+def can_delegate(ctx: Any) -> bool:
+    """Whether the App should offer delegated execution: only on persistent datasets."""
+    try:
+        return bool(ctx.dataset.persistent)
+    except Exception:  # no dataset yet while the App builds the form
+        return True
+
+
+def queue_inputs(ctx: Any, inputs: types.Object) -> bool:
+    """An error in the form when the request would queue work a worker cannot run."""
+    problem = queue_problem(ctx)
+    if problem is None:
+        return True
+    prop = inputs.view(
+        "not_persistent", types.Error(label="Cannot delegate", description=problem)
+    )
+    return flag(prop, problem)
+
+
 def device_param(value: Any) -> str | None:
     """The SDK's ``device`` for the form's value (``"auto"`` and empty -> ``None``)."""
     return None if value in (None, "", "auto") else str(value)
 
 
-def _flag(prop: Any, problem: str | None) -> bool:
+def flag(prop: Any, problem: str | None) -> bool:
     """Marks ``prop`` invalid with ``problem`` (when there is one); True if valid."""
     if problem:
         prop.invalid = True

@@ -19,7 +19,13 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..sdk import InferenceRun, baseline_run, sliced_run
+from ..sdk import (
+    InferenceRun,
+    absolute_model_path,
+    baseline_run,
+    check_label_field,
+    sliced_run,
+)
 from ..slicer import MergeConfig, PredictOptions, SliceOptions
 from . import forms
 
@@ -83,6 +89,10 @@ class _InferenceOperator(foo.Operator):
                 allow_immediate_execution=not forced,
                 allow_delegated_execution=forced,
             )
+        if not forms.can_delegate(ctx):
+            return foo.ExecutionOptions(
+                allow_immediate_execution=True, allow_delegated_execution=False
+            )
         try:
             large = len(ctx.target_view()) > forms.DELEGATE_ABOVE
         except Exception:  # no dataset yet while the App builds the form
@@ -109,7 +119,7 @@ class _InferenceOperator(foo.Operator):
                 lambda f, label: ctx.set_progress(progress=f, label=label)
             )
             return run.execute(progress=report).to_dict()
-        if not ctx.params.get("stream_progress", True):
+        if not streams_progress(ctx):
             return run.execute().to_dict()  # a Python caller: return the summary
         return _streamed(ctx, run)
 
@@ -156,6 +166,7 @@ class _InferenceOperator(foo.Operator):
         forms.device_inputs(ctx, inputs)
         forms.prelabel_inputs(inputs)
         forms.sharding_inputs(ctx, inputs)
+        forms.queue_inputs(ctx, inputs)
 
     def _call(
         self,
@@ -178,8 +189,12 @@ class _InferenceOperator(foo.Operator):
         self.options_cls.from_params(
             {k: keywords[k] for k in settings if k in keywords}
         )
+        model = absolute_model_path(str(model))
+        _check_call(
+            sample_collection, model, label_field, num_shards, delegate, keywords
+        )
         params = {
-            "model": str(model),
+            "model": model,
             "label_field": label_field,
             "num_shards": num_shards,
             **{k: _json_value(v) for k, v in keywords.items() if v is not None},
@@ -371,6 +386,44 @@ def queue_shards(ctx: Any, operator: foo.Operator) -> dict[str, Any]:
             },
         )
     return {"queued": queued, "run_id": run_id}
+
+
+def streams_progress(ctx: Any) -> bool:
+    """Whether an immediate run streams progress (the App) or returns its summary (Python).
+
+    ``foo.execute_operator`` exhausts a generator and drops what it returns, so
+    a Python caller would get ``result=None``. The App's requests always name
+    the operator (``operator_uri``); ``execute_operator``'s do not. An explicit
+    ``stream_progress`` parameter wins.
+    """
+    explicit = ctx.params.get("stream_progress")
+    if explicit is not None:
+        return bool(explicit)
+    return "operator_uri" in ctx.request_params
+
+
+def _check_call(
+    samples: fo.core.collections.SampleCollection,
+    model: str,
+    label_field: str,
+    num_shards: int,
+    delegate: bool,
+    keywords: dict[str, Any],
+) -> None:
+    """What the form would refuse, raised in the caller's words before the operator runs."""
+    problem = forms.model_spec_problem(model)
+    if problem:
+        raise ValueError(problem)
+    # Shards write only empty samples unless told to overwrite (queue_shards).
+    check_label_field(
+        samples,
+        label_field,
+        bool(keywords.get("overwrite")),
+        bool(keywords.get("skip_existing")) or num_shards > 1,
+    )
+    dataset = samples._root_dataset
+    if (delegate or num_shards > 1) and not dataset.persistent:
+        raise ValueError(forms.not_persistent_message(dataset.name))
 
 
 def _is_dispatcher(params: dict[str, Any]) -> bool:

@@ -17,21 +17,23 @@ from .inference import (
     sliced_run,
 )
 from .label_fields import LabelFieldError, check_label_field, label_field_problem
-from .model_cache import cached_model, clear_model_cache
+from .model_cache import absolute_model_path, cached_model, clear_model_cache
 from .run import InferenceRun, InferenceSummary
-from .run_records import get_run_info, list_runs
+from .run_records import delete_runs, get_run_info, list_runs
 from .shards import shard_of, shard_view, shard_views
 
 __all__ = [
     "InferenceRun",
     "InferenceSummary",
     "LabelFieldError",
+    "absolute_model_path",
     "apply_baseline_model",
     "apply_sliced_model",
     "baseline_run",
     "cached_model",
     "check_label_field",
     "clear_model_cache",
+    "delete_runs",
     "get_run_info",
     "label_field_problem",
     "list_runs",

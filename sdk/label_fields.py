@@ -66,8 +66,9 @@ def label_field_problem(
         )
     if not overwrite and not skip_existing:
         return (
-            f"Field {label_field!r} already exists: choose another name, allow "
-            "overwriting, or label only the samples where it is empty"
+            f"Field {label_field!r} already exists: choose another name, replace "
+            "it (overwrite=True; 'Overwrite' in the App), or label only the "
+            "samples where it is empty (skip_existing=True)"
         )
     return None
 

@@ -104,6 +104,32 @@ def delete_run_record(dataset: fo.Dataset, label_field: str) -> None:
     _update(dataset, {"$unset": {_path(label_field): ""}})
 
 
+def delete_runs(
+    samples: fo.core.collections.SampleCollection, delete_fields: bool = False
+) -> list[str]:
+    """Removes every run record of the dataset, and the fields the runs wrote if asked.
+
+    Args:
+        samples: the dataset, or any view of it (records are per dataset).
+        delete_fields: also delete the label fields the recorded runs wrote.
+
+    Returns:
+        the label fields whose records were removed.
+
+    Example::
+
+        >>> delete_runs(dataset, delete_fields=True)  # doctest: +SKIP
+        ['baseline', 'sliced']
+    """
+    dataset = samples._root_dataset
+    fields = sorted(_stored_runs(dataset))
+    for label_field in fields:
+        delete_run_record(dataset, label_field)
+        if delete_fields and dataset.has_field(label_field):
+            dataset.delete_sample_field(label_field)
+    return fields
+
+
 class RunRecorder:
     """Writes one run's record as the run goes: started, progress, finished.
 

@@ -17,7 +17,7 @@ import fiftyone.operators as foo
 import numpy as np
 import pytest
 from fiftyone import ViewField as F
-from fiftyone.operators.executor import ExecutionContext, Executor
+from fiftyone.operators.executor import ExecutionContext, ExecutionError, Executor
 
 import sliced_inference as si
 from sliced_inference.evaluation import (
@@ -246,17 +246,50 @@ def test_operator_runs_through_execute_operator(compared) -> None:
     assert opened and opened[-1]["name"] == PANEL_NAME
     assert list_comparisons(dataset)[0] == result.result["comparison_key"]  # it shows
 
-    # the documented SDK-style call builds the same request (queued here, not rerun)
-    queued = foo.get_operator(OPERATOR_URI)(
-        dataset,
-        "ground_truth",
-        ["baseline", "sliced", "sliced_confident"],
-        delegate=True,
-    )
+    # the documented SDK-style call builds the same request (queued here, not
+    # rerun); a queued run needs a dataset that outlives this process
+    compare = foo.get_operator(OPERATOR_URI)
+    fields = ["baseline", "sliced", "sliced_confident"]
+    with pytest.raises(ValueError, match="not persistent.*dataset.persistent = True"):
+        compare(dataset, "ground_truth", fields, delegate=True)
+    dataset.persistent = True
+    try:
+        queued = compare(dataset, "ground_truth", fields, delegate=True)
+    finally:
+        dataset.persistent = False
     assert queued.error is None and queued.delegated
     params = queued.result["context"]["request_params"]["params"]
     assert params["baseline_field"] == "baseline"
     assert params["compare_fields"] == ["sliced", "sliced_confident"]
+
+
+def test_operator_errors_name_the_field_and_the_choices(compared) -> None:
+    dataset, _ = compared
+    compare = foo.get_operator(OPERATOR_URI)
+    listed = "baseline, ground_truth, sliced, sliced_confident"
+    with pytest.raises(ValueError) as error:
+        compare(dataset, "gt", ["baseline", "sliced"])
+    assert str(error.value) == (
+        f"no ground-truth field 'gt'; Detections fields on this dataset: {listed}"
+    )
+    with pytest.raises(ValueError, match="not a prediction field other than the "):
+        compare(dataset, "ground_truth", ["baseline", "baseline"])
+    # The same words come back from FiftyOne's own call, where the form refuses
+    # them, instead of "Invalid enum value".
+    params = {"gt_field": "gt", "baseline_field": "baseline", "compare_fields": ["x"]}
+    with pytest.raises(ExecutionError) as error:
+        foo.execute_operator(OPERATOR_URI, ctx={"dataset": dataset, "params": params})
+    assert f"no ground-truth field 'gt'; Detections fields on this dataset: {listed}" in str(
+        error.value
+    )
+    assert "enum" not in str(error.value)
+    # A dataset without enough fields says which it has and what to do.
+    bare = fo.Dataset()
+    bare.add_sample(fo.Sample(filepath=dataset.first().filepath))
+    params = {"gt_field": "ground_truth", "baseline_field": "a", "compare_fields": ["b"]}
+    with pytest.raises(ExecutionError, match="Detections fields on this dataset: none"):
+        foo.execute_operator(OPERATOR_URI, ctx={"dataset": bare, "params": params})
+    bare.delete()
 
 
 def test_operator_form_offers_detection_fields(compared) -> None:

@@ -509,6 +509,7 @@ def test_two_delegated_workers_label_every_sample_exactly_once(
     scenes_dataset: fo.Dataset, det_model_path: Path, tmp_path: Path
 ) -> None:
     dataset = _fresh_copy(scenes_dataset, "reliability-workers")
+    dataset.persistent = True  # the workers are other processes
     operator = foo.get_operator(SLICED)
     dispatched = operator(dataset, str(det_model_path), "preds", num_shards=2)
     queued = dispatched.result["queued"]
@@ -544,6 +545,7 @@ def test_two_delegated_workers_label_every_sample_exactly_once(
     ran = [sum(str(op_id) in log.read_text() for op_id in queued) for log in logs]
     print(f"2 workers, shards {processed}, ops per worker {ran}, {seconds:.1f} s")
     assert all(w.poll() is not None for w in workers)
+    dataset.delete()
 
 
 # ------------------------------------------------------------------ scale, memory
