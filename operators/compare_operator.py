@@ -161,14 +161,14 @@ def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
     chosen = params.get("compare_fields") or []
     problems = field_problems(fields, gt_field, baseline, chosen)
     if len(fields) < 3:
+        message = "\n".join(
+            problems[k] for k in ("gt_field", "no_fields") if k in problems
+        )
         notice = inputs.view(
             "no_fields",
-            types.Error(
-                label="Not enough Detections fields",
-                description=problems["no_fields"],
-            ),
+            types.Error(label="Not enough Detections fields", description=message),
         )
-        return forms.flag(notice, problems["no_fields"])
+        return forms.flag(notice, message)
     gt = choice_input(inputs, "gt_field", fields, gt_default, label="Ground truth")
     forms.flag(gt, problems.get("gt_field"))
     base = choice_input(
@@ -218,18 +218,18 @@ def field_problems(
     """
     listed = ", ".join(fields) or "none"
     problems = {}
-    if len(fields) < 3:
-        problems["no_fields"] = (
-            "Comparing needs a ground-truth field and two prediction fields; "
-            f"Detections fields on this dataset: {listed}. Import ground truth "
-            "(e.g. COCO labels) and run baseline and sliced inference first."
-        )
     if gt_field not in fields:
         problems["gt_field"] = (
             f"no ground-truth field {gt_field!r}; Detections fields on this "
             f"dataset: {listed}"
             if gt_field
             else f"choose the ground-truth field; Detections fields on this dataset: {listed}"
+        )
+    if len(fields) < 3:
+        problems["no_fields"] = (
+            "Comparing needs a ground-truth field and two prediction fields; "
+            f"Detections fields on this dataset: {listed}. Import ground truth "
+            "(e.g. COCO labels) and run baseline and sliced inference first."
         )
     preds = [f for f in fields if f != gt_field]
     if baseline not in preds:

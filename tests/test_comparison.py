@@ -279,14 +279,19 @@ def test_operator_errors_name_the_field_and_the_choices(compared) -> None:
     params = {"gt_field": "gt", "baseline_field": "baseline", "compare_fields": ["x"]}
     with pytest.raises(ExecutionError) as error:
         foo.execute_operator(OPERATOR_URI, ctx={"dataset": dataset, "params": params})
-    assert f"no ground-truth field 'gt'; Detections fields on this dataset: {listed}" in str(
-        error.value
+    assert (
+        f"no ground-truth field 'gt'; Detections fields on this dataset: {listed}"
+        in str(error.value)
     )
     assert "enum" not in str(error.value)
     # A dataset without enough fields says which it has and what to do.
     bare = fo.Dataset()
     bare.add_sample(fo.Sample(filepath=dataset.first().filepath))
-    params = {"gt_field": "ground_truth", "baseline_field": "a", "compare_fields": ["b"]}
+    params = {
+        "gt_field": "ground_truth",
+        "baseline_field": "a",
+        "compare_fields": ["b"],
+    }
     with pytest.raises(ExecutionError, match="Detections fields on this dataset: none"):
         foo.execute_operator(OPERATOR_URI, ctx={"dataset": bare, "params": params})
     bare.delete()
