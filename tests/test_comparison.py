@@ -9,6 +9,7 @@ the operator through ``foo.execute_operator`` and the panel with a real
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -415,3 +416,63 @@ def _size_of_each_object(dataset: fo.Dataset, field_name: str) -> list[str]:
 def test_size_ranges_cover_all_areas() -> None:
     ranges = size_ranges((100, 400))
     assert ranges == {"small": (0, 100), "medium": (100, 400), "large": (400, np.inf)}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def labelled_copy(compared) -> fo.Dataset:
+    """A copy of the compared dataset whose two "runs" are copies of the ground truth."""
+    dataset, _ = compared
+    copy = dataset.select_fields("ground_truth").clone("test-comparison-copy")
+    copy.info = {}  # no run records of the original's runs
+    copy.save()
+    for name in ("run_a", "run_b"):
+        copy.clone_sample_field("ground_truth", name)
+        counts = copy.values(F(f"{name}.detections").length())
+        copy.set_values(f"{name}.detections.confidence", [[0.9] * n for n in counts])
+    yield copy
+    copy.delete()
+
+
+def test_comparison_hides_fiftyone_evaluation_lines(labelled_copy) -> None:
+    records = _Records()
+    logger = logging.getLogger("fiftyone.utils.eval")
+    logger.addHandler(records)
+    try:
+        labelled_copy.evaluate_detections("run_a", gt_field="ground_truth")
+        assert "Evaluating detections..." in records.messages  # what it hides
+        records.messages.clear()
+        comparison = si.compare_runs(labelled_copy, "ground_truth", ["run_a", "run_b"])
+    finally:
+        logger.removeHandler(records)
+    assert records.messages == []
+    assert logger.level == logging.NOTSET  # restored
+    assert comparison.runs[1].overall.recall == 1.0
+
+
+def test_clean_up_deletes_comparisons_evaluations_and_run_records(
+    labelled_copy, det_model_path: Path
+) -> None:
+    dataset = labelled_copy
+    si.apply_baseline_model(dataset.limit(1), str(det_model_path), "baseline")
+    si.compare_runs(dataset, "ground_truth", ["run_a", "run_b"])
+    dataset.evaluate_detections("run_a", gt_field="ground_truth", eval_key="mine")
+    deleted = si.delete_comparisons(dataset)
+    assert sorted(deleted) == ["si_cmp_run_a_run_b", "si_run_a", "si_run_b"]
+    assert dataset.list_evaluations() == ["mine"]  # the user's own stays
+    assert list_comparisons(dataset) == []
+    assert si.delete_runs(dataset) == ["baseline"]
+    assert si.list_runs(dataset) == {} and dataset.has_field("baseline")
+    si.apply_baseline_model(
+        dataset.limit(1), str(det_model_path), "baseline", overwrite=True
+    )
+    assert si.delete_runs(dataset, delete_fields=True) == ["baseline"]
+    assert not dataset.has_field("baseline")
