@@ -308,8 +308,18 @@ def queue_problem(ctx: Any) -> str | None:
 def is_queuing(ctx: Any) -> bool:
     """Whether this request queues work for delegated workers (rather than running it)."""
     params = ctx.params
-    sharded = (params.get("num_shards") or 1) > 1 and params.get("shard_index") is None
-    return bool(ctx.requesting_delegated_execution or params.get("delegate") or sharded)
+    return bool(
+        ctx.requesting_delegated_execution
+        or params.get("delegate")
+        or is_shard_dispatcher(params)
+    )
+
+
+def is_shard_dispatcher(params: Mapping[str, Any]) -> bool:
+    """Whether a run's parameters ask to queue N > 1 shards (rather than be one of them)."""
+    shards = params.get("num_shards")
+    many = isinstance(shards, int) and not isinstance(shards, bool) and shards > 1
+    return many and params.get("shard_index") is None
 
 
 def not_persistent_message(name: str) -> str:

@@ -78,7 +78,7 @@ class _InferenceOperator(foo.Operator):
     def resolve_delegation(self, ctx: Any) -> bool | None:
         # A shard dispatcher only queues work: always immediate. Otherwise the
         # caller's explicit choice, else the user's (resolve_execution_options).
-        if _is_dispatcher(ctx.params):
+        if forms.is_shard_dispatcher(ctx.params):
             return False
         return ctx.params.get("delegate")
 
@@ -111,7 +111,7 @@ class _InferenceOperator(foo.Operator):
         return name
 
     def execute(self, ctx: Any) -> Any:
-        if _is_dispatcher(ctx.params):
+        if forms.is_shard_dispatcher(ctx.params):
             return queue_shards(ctx, self)
         run = self.build_run(ctx)
         if ctx.delegated:
@@ -264,7 +264,15 @@ class RunSlicedInference(_InferenceOperator):
 
         Returns:
             an ``ExecutionResult``; ``.result`` is the run's summary dict when
-            it ran immediately, the queued operation otherwise.
+            it ran immediately, the queued operation otherwise (a local model
+            path is queued as an absolute path, for workers started anywhere).
+
+        Raises:
+            ValueError: no such model file, or a delegated or sharded run on a
+                dataset that is not persistent (its worker would find nothing).
+            LabelFieldError: the field exists and neither ``overwrite`` nor
+                ``skip_existing`` is set, or it holds another label type.
+            ConfigError: a setting is out of range.
 
         Example::
 
@@ -424,10 +432,6 @@ def _check_call(
     dataset = samples._root_dataset
     if (delegate or num_shards > 1) and not dataset.persistent:
         raise ValueError(forms.not_persistent_message(dataset.name))
-
-
-def _is_dispatcher(params: dict[str, Any]) -> bool:
-    return (params.get("num_shards") or 1) > 1 and params.get("shard_index") is None
 
 
 def _streamed(ctx: Any, run: InferenceRun) -> Iterator[Any]:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+
+from workers import start_worker, stop_worker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"
@@ -165,14 +166,7 @@ def run_worker(block: Block) -> None:
     elsewhere = Path(tempfile.mkdtemp(prefix="readme-worker-"))
     log = elsewhere / "worker.log"
     service = DelegatedOperationService()
-    with open(log, "w") as out:
-        worker = subprocess.Popen(
-            ["bash", "-c", block.code],
-            cwd=elsewhere,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = start_worker(log, ["bash", "-c", block.code], cwd=elsewhere)
     try:
         deadline = time.monotonic() + WORKER_TIMEOUT_S
         while _pending(service):
@@ -180,7 +174,7 @@ def run_worker(block: Block) -> None:
                 raise RuntimeError(f"the worker stopped or timed out:\n{_tail(log)}")
             time.sleep(0.5)
     finally:
-        _interrupt(worker)
+        stop_worker(worker, timeout=30)
     failed = [
         f"{op.label}: {op.run_state} {getattr(op.result, 'error', '')}"
         for op in service.list_operations()
@@ -230,16 +224,6 @@ def _pending(service) -> bool:
         op.run_state in ("queued", "scheduled", "running")
         for op in service.list_operations()
     )
-
-
-def _interrupt(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)  # the worker exits on Ctrl-C
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
 
 
 def _tail(log: Path, num_chars: int = 4000) -> str:

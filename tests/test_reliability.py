@@ -10,7 +10,6 @@ Everything runs on the real database with the bundled models. Measured figures
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from bson import ObjectId
 from conftest import REPO_ROOT
 from fiftyone.operators.delegated import DelegatedOperationService
 from PIL import Image
+from workers import start_worker, stop_worker
 
 import sliced_inference as si
 from sliced_inference.sdk import LabelFieldError, batch_writer, run
@@ -483,28 +483,6 @@ def test_killed_process_leaves_whole_samples_and_resume_matches(
 # -------------------------------------------------------------------- concurrency
 
 
-def _start_worker(log: Path) -> subprocess.Popen:
-    """A ``fiftyone delegated launch`` worker in a process group of its own."""
-    cli = Path(sys.executable).parent / "fiftyone"
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [str(cli), "delegated", "launch"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)  # the service exits on Ctrl-C
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
-
-
 def test_two_delegated_workers_label_every_sample_exactly_once(
     scenes_dataset: fo.Dataset, det_model_path: Path, tmp_path: Path
 ) -> None:
@@ -516,7 +494,7 @@ def test_two_delegated_workers_label_every_sample_exactly_once(
     assert len(queued) == 2
     service = DelegatedOperationService()
     logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
-    workers = [_start_worker(log) for log in logs]
+    workers = [start_worker(log) for log in logs]
     started = time.monotonic()
     try:
 
@@ -527,7 +505,7 @@ def test_two_delegated_workers_label_every_sample_exactly_once(
         _wait_for(finished, timeout=300, what="both shards to finish")
     finally:
         for worker in workers:
-            _stop(worker)
+            stop_worker(worker)
     seconds = time.monotonic() - started
     operations = [service.get(ObjectId(i)) for i in queued]
     assert [op.run_state for op in operations] == ["completed", "completed"], [
