@@ -10,8 +10,8 @@ Example (from the repository root, where ``models/`` holds the bundled models)::
     import sliced_inference as si
     from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
 
-    # Two generated large images with ground truth (a COCO folder).
-    write_dataset("/tmp/si-example", num_images=2)
+    # Two generated images of 1600-2000 px with ground truth (a COCO folder).
+    write_dataset("/tmp/si-example", num_images=2, max_width=2000)
     dataset = load_fiftyone_dataset("/tmp/si-example", name="si-example", overwrite=True)
 
     model = "models/small-objects-det.pt"
