@@ -9,7 +9,7 @@ demo all show its rows.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .sizes import COCO_SIZE_THRESHOLDS
@@ -113,6 +113,9 @@ class RunMetrics:
         lost: ground-truth objects the first run found that this one missed.
         eval_timestamp: when the evaluation was stored (ISO format), to tell
             whether it changed since.
+        unfinished: what the run's record says is missing from its
+            predictions (e.g. ``"interrupted after 18 of 20 images"``);
+            ``None`` for a complete run.
     """
 
     field: str
@@ -124,6 +127,12 @@ class RunMetrics:
     recovered: int | None = None
     lost: int | None = None
     eval_timestamp: str | None = None
+    unfinished: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The run's name in tables: the field, starred when the run is unfinished."""
+        return f"{self.field} *" if self.unfinished else self.field
 
     @property
     def seconds(self) -> float | None:
@@ -158,6 +167,9 @@ class Comparison:
         size_thresholds: small/medium and medium/large area boundaries (px^2).
         num_samples: samples evaluated.
         key: run key the comparison is stored under (``None`` if not stored).
+        fingerprints: per compared field (ground truth included), the
+            fingerprint of its labels when compared (``store.is_current``
+            checks them).
     """
 
     gt_field: str
@@ -166,6 +178,7 @@ class Comparison:
     size_thresholds: tuple[float, float] = COCO_SIZE_THRESHOLDS
     num_samples: int = 0
     key: str | None = None
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def baseline(self) -> RunMetrics:
@@ -232,6 +245,16 @@ class Comparison:
             "mAP = COCO AP@[.50:.95]; AP50 = AP at IoU 0.50. Sizes by box area "
             f"in pixels: small < {_area(small)}, medium < {_area(medium)}, large "
             "the rest; each object and prediction counts in its own size only.",
+            *self.unfinished_lines(),
+        ]
+
+    def unfinished_lines(self) -> list[str]:
+        """One line per starred (unfinished) run: what its record says is missing."""
+        return [
+            f"* {run.field}: {run.unfinished}; its metrics count the objects of "
+            "the images it did not process as missed."
+            for run in self.runs
+            if run.unfinished
         ]
 
     def review_lines(self) -> list[str]:
@@ -258,6 +281,7 @@ class Comparison:
             "key": self.key,
             "runs": [asdict(run) for run in self.runs],
             "differences": self.differences(),
+            "fingerprints": dict(self.fingerprints),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -274,6 +298,7 @@ class Comparison:
             size_thresholds=tuple(d.get("size_thresholds", COCO_SIZE_THRESHOLDS)),
             num_samples=d.get("num_samples", 0),
             key=d.get("key"),
+            fingerprints=dict(d.get("fingerprints") or {}),
         )
 
     def to_table(self) -> str:
@@ -293,7 +318,7 @@ class Comparison:
         rows = []
         for run, diff in zip(self.runs, [None, *self.differences()], strict=True):
             rows.append(
-                {"run": run.field, "iou_type": run.iou_type, **_cells(run.overall)}
+                {"run": run.label, "iou_type": run.iou_type, **_cells(run.overall)}
             )
             if diff is not None:
                 rows.append({"run": self._delta_label(), **_delta_cells(diff)})
@@ -306,7 +331,7 @@ class Comparison:
             for i, (run, diff) in enumerate(zip(self.runs, diffs, strict=True)):
                 m = run.by_size[size]
                 label = f"{size} ({count})" if i == 0 else ""
-                rows.append({"size": label, "run": run.field, **_cells(m)})
+                rows.append({"size": label, "run": run.label, **_cells(m)})
                 if diff is not None:
                     cells = _delta_cells(diff["by_size"][size])
                     rows.append({"size": "", "run": self._delta_label(), **cells})
@@ -317,7 +342,7 @@ class Comparison:
         ratios += [d["time_ratio"] for d in self.differences()]
         rows = [
             {
-                "run": run.field,
+                "run": run.label,
                 "kind": str((run.run_info or {}).get("kind") or "not recorded"),
                 "seconds": fmt(run.seconds, 1),
                 "images_per_second": fmt(run.images_per_second, 2),

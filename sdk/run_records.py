@@ -20,9 +20,12 @@ model that sizes its own input), ``settings_ignored`` (the options asked for
 that the model did not apply: ``{name: {"asked": value, "reason": text}}``;
 the run logs a warning for each), ``plugin_version``, ``fiftyone_version``,
 ``status`` (``running``, ``completed``, ``failed``, ``interrupted``),
-``started_at`` / ``finished_at`` (ISO 8601, UTC), ``samples_total``,
-``samples_processed``, ``samples_skipped``, ``num_errors``, ``errors`` (the
-first ``MAX_STORED_ERRORS``, as ``{"sample_id", "filepath", "error"}``),
+``started_at`` / ``finished_at`` (ISO 8601, UTC), ``updated_at`` (the record's
+last write), ``host`` and ``pid`` (the process writing the field, so that a
+record left at ``running`` by a killed process can be told from a live run:
+``writer_alive``), ``samples_total``, ``samples_processed``,
+``samples_skipped``, ``num_errors``, ``errors`` (the first
+``MAX_STORED_ERRORS``, as ``{"sample_id", "filepath", "error"}``),
 ``num_detections``, ``seconds`` and ``images_per_second`` (timed after the
 model loaded), ``model_load_seconds``. A sharded run also has ``num_shards``
 and ``shards`` (``{"0": {...per-shard stats...}, ...}``); ``get_run_info``
@@ -42,6 +45,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import socket
 from datetime import datetime, timezone
 from typing import Any
 
@@ -164,7 +169,7 @@ class RunRecorder:
             stats: this run's (or shard's) own status and counts.
         """
         common = {**_jsonable(common), "run_id": self.run_id}
-        stats = _jsonable(stats)
+        stats = {**_jsonable(stats), **_writer(), "updated_at": utc_now()}
         if self.shard is None:
             _update(self.dataset, {"$set": {self.path: {**common, **stats}}})
             return
@@ -182,8 +187,36 @@ class RunRecorder:
 
     def update(self, stats: dict[str, Any]) -> None:
         """Sets some statistics of the run (or shard), e.g. progress or the end."""
-        updates = {f"{self.path}.{k}": v for k, v in _jsonable(stats).items()}
+        stats = {**_jsonable(stats), "updated_at": utc_now()}
+        updates = {f"{self.path}.{k}": v for k, v in stats.items()}
         _update(self.dataset, {"$set": updates})
+
+
+def writer_alive(record: dict[str, Any]) -> bool | None:
+    """Whether the process that writes a ``running`` record (or shard) still runs.
+
+    ``None`` when that cannot be told from here: another machine, or a record
+    written before records named their process.
+
+    Example::
+
+        >>> writer_alive({"host": socket.gethostname(), "pid": os.getpid()})
+        True
+    """
+    host, pid = record.get("host"), record.get("pid")
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _writer() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _path(label_field: str) -> str:
