@@ -71,8 +71,8 @@ import fiftyone.core.utils as fou
 import numpy as np
 
 from ..sdk.run_records import get_run_info
-from .fingerprint import fingerprint
 from .fiftyone_evaluation import evaluation_config, store_evaluation
+from .fingerprint import fingerprint
 from .ious import PolygonCache, iter_image_candidates
 from .matching import stack_candidates
 from .objects import Images, Objects, count_masks

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import fiftyone as fo
+import fiftyone.core.fields as fof
 import fiftyone.core.odm as foodm
 import fiftyone.core.validation as fov
 import numpy as np
@@ -89,7 +90,7 @@ def store_evaluation(
     method = config.build()
     method.ensure_requirements()
     method.register_run(samples, eval_key)
-    method.register_samples(samples, eval_key, dynamic=True)
+    declare_fields(samples, eval_key, config)
     write_object_results(samples, match, eval_key, sample_ids)
     results = COCODetectionResults(
         samples,
@@ -111,6 +112,30 @@ def store_evaluation(
     return results
 
 
+def declare_fields(
+    samples: fo.core.collections.SampleCollection,
+    eval_key: str,
+    config: COCOEvaluationConfig,
+) -> None:
+    """Adds the evaluation's fields to the dataset schema, as ``register_samples`` does.
+
+    The same nine fields, in one schema merge: FiftyOne's ``register_samples``
+    adds them one at a time, and each addition reloads the dataset document
+    with all its stored runs (about a second per evaluation on the demo).
+    """
+    schema = {f"{eval_key}_{n}": fof.IntField for n in ("tp", "fp", "fn")}
+    for name in (config.gt_field, config.pred_field):
+        _, prefix = samples._get_label_field_path(name)
+        schema[f"{prefix}.{eval_key}"] = fof.StringField
+        schema[f"{prefix}.{eval_key}_id"] = fof.StringField
+        schema[f"{prefix}.{eval_key}_iou"] = fof.FloatField
+    fields = {
+        path: foodm.create_field(path.rsplit(".", 1)[-1], ftype)
+        for path, ftype in schema.items()
+    }
+    samples._dataset._merge_sample_field_schema(fields)
+
+
 def result_matches(match: RunMatch) -> list[tuple]:
     """FiftyOne's ``(gt_label, pred_label, iou, confidence, gt_id, pred_id)`` tuples.
 
@@ -125,7 +150,9 @@ def result_matches(match: RunMatch) -> list[tuple]:
         conf = _number(preds.confidence[p])
         if g >= 0:
             iou = float(m.pred_iou[p])
-            tuples.append((gt.labels[g], preds.labels[p], iou, conf, gt_ids[g], pred_ids[p]))
+            tuples.append(
+                (gt.labels[g], preds.labels[p], iou, conf, gt_ids[g], pred_ids[p])
+            )
         else:
             tuples.append((None, preds.labels[p], None, conf, None, pred_ids[p]))
     for g in (m.gt_pred < 0).nonzero()[0].tolist():
@@ -143,8 +170,12 @@ def write_object_results(
     dataset = samples._dataset
     m = match.gt_match
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    gt_docs = _object_docs(eval_key, match.gt_found, "fn", m.gt_pred, m.gt_iou, match.preds)
-    pred_docs = _object_docs(eval_key, match.pred_found, "fp", m.pred_gt, m.pred_iou, match.gt)
+    gt_docs = _object_docs(
+        eval_key, match.gt_found, "fn", m.gt_pred, m.gt_iou, match.preds
+    )
+    pred_docs = _object_docs(
+        eval_key, match.pred_found, "fp", m.pred_gt, m.pred_iou, match.gt
+    )
     ops: list[Any] = []
     for objects, docs in ((match.gt, gt_docs), (match.preds, pred_docs)):
         ops += _label_updates(objects, docs, sample_ids, now)
@@ -165,7 +196,9 @@ def _object_docs(
     """``{<key>: tp|fn|fp, <key>_id: matched id or "", <key>_iou: IoU or None}`` per object."""
     other_ids = other.str_ids
     docs = []
-    for is_tp, p, value in zip(found.tolist(), partner.tolist(), iou.tolist(), strict=True):
+    for is_tp, p, value in zip(
+        found.tolist(), partner.tolist(), iou.tolist(), strict=True
+    ):
         matched = p >= 0
         docs.append(
             {

@@ -40,12 +40,19 @@ class PolygonCache:
         self.tolerance = tolerance
         self._polygons: dict[object, tuple[object, float]] = {}
 
-    def polygons(self, objects: Objects, indices: np.ndarray) -> tuple[list, np.ndarray]:
-        """The polygons and areas of ``objects[indices]``, converting what is missing."""
+    def polygons(
+        self, objects: Objects, indices: np.ndarray
+    ) -> tuple[list, np.ndarray]:
+        """The polygons and areas of ``objects[indices]``, converting what is missing.
+
+        The conversion is FiftyOne's own (``fiftyone.utils.iou``: the mask's
+        contours simplified to ``tolerance`` pixels, then cleaned up by
+        shapely), so the IoUs are the ones its evaluation computes. Only
+        objects that overlap another's box are ever converted.
+        """
         missing = [i for i in indices.tolist() if objects.ids[i] not in self._polygons]
         if missing:
             detections = [objects.detections[i] for i in missing]
-            # FiftyOne's own mask -> polygon -> cleaned shapely conversion.
             lines = foui._masks_to_polylines(detections, self.tolerance, _ERROR_LEVEL)
             shapes = foui._polylines_to_shapely(lines, _ERROR_LEVEL)
             for i, shape in zip(missing, shapes, strict=True):
@@ -198,7 +205,9 @@ def _polygon_ious(
     return _safe_ratio(inter, union), ok
 
 
-def _pairwise_intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pairwise_intersections(
+    a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Intersection areas one pair at a time, skipping (and logging) the failing pairs."""
     inter = np.zeros(len(a))
     ok = np.ones(len(a), dtype=bool)
@@ -235,7 +244,11 @@ def _safe_ratio(inter: np.ndarray, union: np.ndarray) -> np.ndarray:
 def _label_codes(*labels: np.ndarray) -> np.ndarray:
     vocabulary: dict[object, int] = {}
     return np.array(
-        [vocabulary.setdefault(label, len(vocabulary)) for part in labels for label in part],
+        [
+            vocabulary.setdefault(label, len(vocabulary))
+            for part in labels
+            for label in part
+        ],
         dtype=np.int64,
     )
 

@@ -149,7 +149,9 @@ def _live_parts(record: dict[str, Any]) -> list[dict[str, Any]]:
     shards = record.get("shards")
     parts = list(shards.values()) if isinstance(shards, dict) and shards else [record]
     return [
-        p for p in parts if p.get("status") == "running" and writer_alive(p) is not False
+        p
+        for p in parts
+        if p.get("status") == "running" and writer_alive(p) is not False
     ]
 
 

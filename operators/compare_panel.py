@@ -72,6 +72,7 @@ class ComparisonPanel(foo.Panel):
             {
                 "has_comparison": True,
                 "stale": not is_current(ctx.dataset, comparison),
+                "unfinished": comparison.unfinished_lines(),
                 "summary": summary_markdown(comparison),
                 "fields": comparison.fields,
                 "focus_field": focus,
@@ -299,12 +300,21 @@ def _header(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
         panel.view(
             "stale",
             types.Warning(
-                label="The evaluations changed since this comparison",
+                label="The compared fields or evaluations changed since this comparison",
                 description="Re-run it to refresh the numbers.",
             ),
         )
         panel.btn(
             "rerun", label="Re-run comparison", icon="refresh", on_click=owner.rerun
+        )
+    unfinished = ctx.panel.get_state("unfinished") or []
+    if unfinished:
+        panel.view(
+            "unfinished_runs",
+            types.Warning(
+                label="Some runs did not process every image (starred)",
+                description=" ".join(unfinished),
+            ),
         )
     panel.md(ctx.panel.get_state("summary") or "", name="summary")
 
