@@ -14,8 +14,12 @@ from typing import Any
 
 import fiftyone as fo
 
-from ..evaluation.results import Comparison, Metrics, RunMetrics
-from ..evaluation.sizes import COCO_SIZE_THRESHOLDS, size_ranges, size_view
+from sliced_inference.evaluation.results import Comparison, Metrics, RunMetrics
+from sliced_inference.evaluation.sizes import (
+    COCO_SIZE_THRESHOLDS,
+    size_ranges,
+    size_view,
+)
 
 
 def legacy_compare_runs(
