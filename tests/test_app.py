@@ -49,6 +49,7 @@ import sliced_inference as si
 from sliced_inference.evaluation import list_comparisons, load_comparison
 from sliced_inference.evaluation.table import fmt
 from sliced_inference.operators.compare_operator import PANEL_NAME
+from sliced_inference.operators.compare_panel import MODEL_EVALUATION_PANEL
 from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
 
 pytestmark = pytest.mark.slow
@@ -216,6 +217,29 @@ def test_comparison_panel_compares_and_shows_the_runs(
             cells = row.first.get_by_role("cell").all_inner_texts()
             assert fmt(run.overall.mAP) in cells, (run.field, cells)
             assert str(run.overall.tp) in cells, (run.field, cells)
+
+
+def test_model_evaluation_opens_in_compare_mode_from_the_panel(
+    page: Any, app_dataset: fo.Dataset, artifacts: Path
+) -> None:
+    """FiftyOne's own panel reads the evaluations compare_runs stored, both at once."""
+    (key,) = list_comparisons(app_dataset)
+    base, other = load_comparison(app_dataset, key).runs
+    with screenshot_on_failure(page, artifacts / "failure-model-evaluation.png"):
+        panel = page.locator(f'[data-cy="panel-content-{PANEL_NAME}"]')
+        label = f"Model Evaluation: {base.field} vs {other.field}"
+        panel.get_by_role("button", name=label).click()
+        evaluation = page.locator(f'[data-cy="panel-content-{MODEL_EVALUATION_PANEL}"]')
+        evaluation.wait_for(timeout=120_000)
+        # Compare mode: both eval keys, and the metrics table of each.
+        for text in (base.eval_key, other.eval_key):
+            evaluation.get_by_text(text, exact=True).first.wait_for(timeout=120_000)
+        evaluation.get_by_text("Precision", exact=False).first.wait_for()
+        save_screenshot(page, artifacts / "06-model-evaluation-compare.png")
+        text = evaluation.inner_text()
+    assert "error" not in text.lower(), text
+    results = app_dataset.load_evaluation_results(other.eval_key)
+    assert results.mAP() == pytest.approx(other.overall.mAP)
 
 
 def test_every_started_process_is_stopped(page: Any, server: AppServer) -> None:
