@@ -60,6 +60,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Generator, Sequence
@@ -96,6 +97,26 @@ ProgressCallback = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
+class ComparisonSettings:
+    """How ``compare_runs`` evaluates and stores: every option and its default, once.
+
+    The attributes are ``compare_runs``'s keywords (see there).
+    """
+
+    eval_key_prefix: str = DEFAULT_PREFIX
+    iou: float = 0.5
+    use_masks: bool | None = None
+    mask_tolerance: float | None = 1.0
+    size_thresholds: tuple[float, float] = COCO_SIZE_THRESHOLDS
+    max_preds: int = 1000
+    classwise: bool = True
+    overwrite: bool = True
+    comparison_key: str | None = None
+    wait: float = 0.0
+    allow_running: bool = False
+
+
+@dataclass(frozen=True)
 class ComparisonProgress:
     """Where a comparison is: run ``index`` of ``num_runs``, ``done`` of ``total`` images."""
 
@@ -121,18 +142,18 @@ def compare_runs(
     gt_field: str,
     pred_fields: Sequence[str],
     *,
-    eval_key_prefix: str = DEFAULT_PREFIX,
-    iou: float = 0.5,
-    use_masks: bool | None = None,
-    mask_tolerance: float | None = 1.0,
-    size_thresholds: tuple[float, float] = COCO_SIZE_THRESHOLDS,
-    max_preds: int = 1000,
-    classwise: bool = True,
-    overwrite: bool = True,
-    comparison_key: str | None = None,
+    eval_key_prefix: str = ComparisonSettings.eval_key_prefix,
+    iou: float = ComparisonSettings.iou,
+    use_masks: bool | None = ComparisonSettings.use_masks,
+    mask_tolerance: float | None = ComparisonSettings.mask_tolerance,
+    size_thresholds: tuple[float, float] = ComparisonSettings.size_thresholds,
+    max_preds: int = ComparisonSettings.max_preds,
+    classwise: bool = ComparisonSettings.classwise,
+    overwrite: bool = ComparisonSettings.overwrite,
+    comparison_key: str | None = ComparisonSettings.comparison_key,
     progress: bool | ProgressCallback | None = None,
-    wait: float = 0.0,
-    allow_running: bool = False,
+    wait: float = ComparisonSettings.wait,
+    allow_running: bool = ComparisonSettings.allow_running,
 ) -> Comparison:
     """Evaluates prediction fields against ground truth and compares them with the first.
 
@@ -188,120 +209,62 @@ def compare_runs(
         >>> c.differences()[0]["by_size"]["small"]["AP50"]  # doctest: +SKIP
         0.41
     """
-    steps = iter_compare_runs(
-        samples,
-        gt_field,
-        pred_fields,
-        eval_key_prefix=eval_key_prefix,
-        iou=iou,
-        use_masks=use_masks,
-        mask_tolerance=mask_tolerance,
-        size_thresholds=size_thresholds,
-        max_preds=max_preds,
-        classwise=classwise,
-        overwrite=overwrite,
-        comparison_key=comparison_key,
-        wait=wait,
-        allow_running=allow_running,
-    )
-    return _drive(steps, progress)
+    given = locals()
+    names = [f.name for f in dataclasses.fields(ComparisonSettings)]
+    settings = ComparisonSettings(**{name: given[name] for name in names})
+    steps = iter_compare_runs(samples, gt_field, pred_fields, settings)
+    return run_comparison(steps, progress)
 
 
 def iter_compare_runs(
     samples: fo.core.collections.SampleCollection,
     gt_field: str,
     pred_fields: Sequence[str],
-    *,
-    eval_key_prefix: str = DEFAULT_PREFIX,
-    iou: float = 0.5,
-    use_masks: bool | None = None,
-    mask_tolerance: float | None = 1.0,
-    size_thresholds: tuple[float, float] = COCO_SIZE_THRESHOLDS,
-    max_preds: int = 1000,
-    classwise: bool = True,
-    overwrite: bool = True,
-    comparison_key: str | None = None,
-    wait: float = 0.0,
-    allow_running: bool = False,
+    settings: ComparisonSettings | None = None,
 ) -> Generator[ComparisonProgress, None, Comparison]:
     """``compare_runs`` as a generator of ``ComparisonProgress``, returning the ``Comparison``.
 
-    For progress displays (the App operator); the arguments are
-    ``compare_runs``'s.
+    For progress displays (the App operator); ``run_comparison`` runs it.
+
+    Example::
+
+        >>> steps = iter_compare_runs(dataset, "ground_truth", ["baseline", "sliced"])  # doctest: +SKIP
+        >>> comparison = run_comparison(steps, progress=True)  # doctest: +SKIP
     """
+    s = settings or ComparisonSettings()
     pred_fields = list(pred_fields)
-    _check_inputs(samples, gt_field, pred_fields, size_thresholds, iou, max_preds)
-    keys = {name: eval_key_for(name, eval_key_prefix) for name in pred_fields}
-    check_eval_keys(samples, gt_field, keys, overwrite)
-    wait_for_runs(
-        samples, [gt_field, *pred_fields], wait=wait, allow_running=allow_running
-    )
+    _check_inputs(samples, gt_field, pred_fields, s.size_thresholds, s.iou, s.max_preds)
+    keys = {name: eval_key_for(name, s.eval_key_prefix) for name in pred_fields}
+    check_eval_keys(samples, gt_field, keys, s.overwrite)
+    fields = [gt_field, *pred_fields]
+    wait_for_runs(samples, fields, wait=s.wait, allow_running=s.allow_running)
     samples.compute_metadata()
     images = Images.load(samples)
-    masks = _mask_choice(samples, gt_field, pred_fields, use_masks)
+    masks = _mask_choice(samples, gt_field, pred_fields, s.use_masks)
     gt = Objects.load(samples, gt_field, images, masks=any(masks.values()))
     prints = {gt_field: fingerprint(images, gt, get_run_info(samples, gt_field))}
-    cache = PolygonCache(mask_tolerance) if mask_tolerance is not None else None
-    settings = {"iou": iou, "max_preds": max_preds, "classwise": classwise}
+    cache = PolygonCache(s.mask_tolerance) if s.mask_tolerance is not None else None
     runs, found = [], []
     for index, name in enumerate(pred_fields):
         preds = Objects.load(samples, name, images, masks=masks[name])
-        info = _run_info(samples, name)
-        prints[name] = fingerprint(images, preds, info)
-        parts = []
-        yield ComparisonProgress(name, index, len(pred_fields), 0, len(images))
-        for done, part in enumerate(
-            iter_image_candidates(
-                gt,
-                preds,
-                classwise=classwise,
-                use_masks=masks[name],
-                tolerance=mask_tolerance,
-                cache=cache,
-            ),
-            start=1,
-        ):
-            parts.append(part)
-            yield ComparisonProgress(name, index, len(pred_fields), done, len(images))
-        candidates = stack_candidates(parts, len(preds))
-        match = RunMatch.from_candidates(gt, preds, candidates, **settings)
-        config = evaluation_config(
-            name,
-            gt_field,
-            use_masks=masks[name],
-            tolerance=mask_tolerance,
-            **settings,
-        )
-        dataset = samples._root_dataset
-        if keys[name] in dataset.list_evaluations():
-            dataset.delete_evaluation(keys[name])
-        store_evaluation(samples, match, keys[name], config, images.ids)
-        runs.append(
-            RunMetrics(
-                field=name,
-                eval_key=keys[name],
-                iou_type="masks" if masks[name] else "boxes",
-                overall=match.metrics(),
-                by_size=_metrics_by_size(match, size_thresholds),
-                run_info=info,
-                eval_timestamp=eval_timestamps(samples).get(keys[name]),
-                unfinished=unfinished_note(get_run_info(samples, name)),
-            )
-        )
+        prints[name] = fingerprint(images, preds, get_run_info(samples, name))
+        progress = ComparisonProgress(name, index, len(pred_fields), 0, len(images))
+        match = yield from _match(gt, preds, s, masks[name], cache, progress)
+        runs.append(_stored_run(samples, match, keys[name], s, images, masks[name]))
         found.append(match.gt_found)
     _count_recovered_and_lost(runs, found)
     warn_unfinished({run.field: run.unfinished for run in runs if run.unfinished})
     comparison = Comparison(
         gt_field=gt_field,
         runs=runs,
-        iou=iou,
-        size_thresholds=tuple(size_thresholds),
+        iou=s.iou,
+        size_thresholds=tuple(s.size_thresholds),
         num_samples=len(images),
-        key=comparison_key
-        or comparison_key_for(samples, gt_field, pred_fields, eval_key_prefix),
+        key=s.comparison_key
+        or comparison_key_for(samples, gt_field, pred_fields, s.eval_key_prefix),
         fingerprints=prints,
     )
-    store_comparison(samples, comparison, use_masks, mask_tolerance, max_preds)
+    store_comparison(samples, comparison, s.use_masks, s.mask_tolerance, s.max_preds)
     return comparison
 
 
@@ -316,16 +279,80 @@ def rerun_comparison(
     """
     dataset = samples._root_dataset
     config = dataset.get_run_info(key).config
-    return compare_runs(
-        dataset.load_run_view(key),
-        config.gt_field,
-        config.pred_fields,
+    settings = ComparisonSettings(
         iou=config.iou,
         use_masks=config.use_masks,
         mask_tolerance=getattr(config, "mask_tolerance", 1.0),
         size_thresholds=tuple(config.size_thresholds),
         max_preds=config.max_preds,
         comparison_key=key,
+    )
+    steps = iter_compare_runs(
+        dataset.load_run_view(key), config.gt_field, config.pred_fields, settings
+    )
+    return run_comparison(steps)
+
+
+def _match(
+    gt: Objects,
+    preds: Objects,
+    s: ComparisonSettings,
+    use_masks: bool,
+    cache: PolygonCache | None,
+    progress: ComparisonProgress,
+) -> Generator[ComparisonProgress, None, RunMatch]:
+    """Computes a run's IoUs image by image (yielding progress), then matches it."""
+    parts = []
+    yield progress
+    images = iter_image_candidates(
+        gt,
+        preds,
+        classwise=s.classwise,
+        use_masks=use_masks,
+        tolerance=s.mask_tolerance,
+        cache=cache,
+    )
+    for done, part in enumerate(images, start=1):
+        parts.append(part)
+        yield dataclasses.replace(progress, done=done)
+    candidates = stack_candidates(parts, len(preds))
+    return RunMatch.from_candidates(
+        gt, preds, candidates, iou=s.iou, max_preds=s.max_preds, classwise=s.classwise
+    )
+
+
+def _stored_run(
+    samples: fo.core.collections.SampleCollection,
+    match: RunMatch,
+    eval_key: str,
+    s: ComparisonSettings,
+    images: Images,
+    use_masks: bool,
+) -> RunMetrics:
+    """Stores ``match`` as FiftyOne's evaluation under ``eval_key``; the run's metrics."""
+    name = match.preds.field
+    config = evaluation_config(
+        name,
+        match.gt.field,
+        iou=s.iou,
+        classwise=s.classwise,
+        use_masks=use_masks,
+        tolerance=s.mask_tolerance,
+        max_preds=s.max_preds,
+    )
+    dataset = samples._root_dataset
+    if eval_key in dataset.list_evaluations():
+        dataset.delete_evaluation(eval_key)
+    store_evaluation(samples, match, eval_key, config, images.ids)
+    return RunMetrics(
+        field=name,
+        eval_key=eval_key,
+        iou_type="masks" if use_masks else "boxes",
+        overall=match.metrics(),
+        by_size=_metrics_by_size(match, s.size_thresholds),
+        run_info=_run_info(samples, name),
+        eval_timestamp=eval_timestamps(samples).get(eval_key),
+        unfinished=unfinished_note(get_run_info(samples, name)),
     )
 
 
@@ -362,11 +389,17 @@ def _mask_choice(
     return {name: gt_masks and count_masks(samples, name) > 0 for name in pred_fields}
 
 
-def _drive(
+def run_comparison(
     steps: Generator[ComparisonProgress, None, Comparison],
-    progress: bool | ProgressCallback | None,
+    progress: bool | ProgressCallback | None = None,
 ) -> Comparison:
-    """Runs ``steps`` to the end: one FiftyOne progress bar per run, or the callback."""
+    """Runs ``iter_compare_runs`` steps to the end, with a FiftyOne progress bar per run.
+
+    Args:
+        steps: from ``iter_compare_runs``.
+        progress: ``True``/``False``/``None`` shows/hides/defaults the bars; a
+            callable gets ``(fraction, label)`` instead.
+    """
     callback = progress if callable(progress) else None
     bar, current = None, None
     try:

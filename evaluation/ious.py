@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import fiftyone.utils.iou as foui
 import numpy as np
@@ -61,38 +62,17 @@ class PolygonCache:
         return [p for p, _ in found], np.array([a for _, a in found], dtype=float)
 
 
-def compute_candidates(
-    gt: Objects,
-    preds: Objects,
-    *,
-    classwise: bool,
-    use_masks: bool,
-    tolerance: float | None,
-    cache: PolygonCache | None = None,
-) -> Candidates:
+def compute_candidates(gt: Objects, preds: Objects, **options: Any) -> Candidates:
     """Every overlapping (prediction, ground truth) pair of the same image, with its IoU.
 
-    Args:
-        gt: the ground truth.
-        preds: the predictions (read over the same ``Images``).
-        classwise: only pair objects of the same class.
-        use_masks: mask IoU (``preds`` and ``gt`` must hold ``detections``);
-            box IoU otherwise.
-        tolerance: polygon simplification in pixels for mask IoU; ``None``
-            for FiftyOne's exact pixel IoU.
-        cache: ground-truth polygons shared between runs.
+    Takes the options of ``iter_image_candidates``; returns the pairs as
+    ``Candidates`` (crowds last in each prediction's list).
 
-    Returns:
-        the pairs as ``Candidates`` (crowds last in each prediction's list).
+    Example::
+
+        >>> c = compute_candidates(gt, preds, classwise=True, use_masks=False, tolerance=None)  # doctest: +SKIP
     """
-    parts = iter_image_candidates(
-        gt,
-        preds,
-        classwise=classwise,
-        use_masks=use_masks,
-        tolerance=tolerance,
-        cache=cache,
-    )
+    parts = iter_image_candidates(gt, preds, **options)
     return stack_candidates(list(parts), len(preds))
 
 
@@ -105,9 +85,21 @@ def iter_image_candidates(
     tolerance: float | None,
     cache: PolygonCache | None = None,
 ) -> Iterator[tuple[Candidates, int, int]]:
-    """``compute_candidates`` one image at a time (for progress): ``(part, pred_offset, gt_offset)``.
+    """The candidate pairs one image at a time (for progress).
 
-    ``stack_candidates(list(parts), len(preds))`` assembles the parts.
+    Args:
+        gt: the ground truth.
+        preds: the predictions (read over the same ``Images``).
+        classwise: only pair objects of the same class.
+        use_masks: mask IoU (``preds`` and ``gt`` must hold ``detections``);
+            box IoU otherwise.
+        tolerance: polygon simplification in pixels for mask IoU; ``None``
+            for FiftyOne's exact pixel IoU.
+        cache: ground-truth polygons shared between runs.
+
+    Yields:
+        ``(part, pred_offset, gt_offset)`` per image, indices local to the
+        image; ``stack_candidates(list(parts), len(preds))`` assembles them.
     """
     if use_masks and tolerance is not None and cache is None:
         cache = PolygonCache(tolerance)

@@ -81,19 +81,11 @@ class RunMatch:
         tolerance: float | None = 1.0,
         cache: PolygonCache | None = None,
     ) -> RunMatch:
-        """Computes the IoUs of ``preds`` and ``gt`` once and matches them.
+        """Computes the IoUs of ``preds`` and ``gt`` once (``ious``) and matches them.
 
-        Args:
-            gt: the ground truth (``Objects.load``).
-            preds: the predictions, read over the same images.
-            iou: IoU threshold of TP / FP / FN.
-            max_preds: most predictions per image and class used for mAP
-                (FiftyOne's ``max_preds``).
-            classwise: only match objects of the same class.
-            use_masks: mask IoU (``gt`` and ``preds`` read with masks).
-            tolerance: polygon tolerance in pixels for mask IoU (``None``:
-                exact pixel IoU).
-            cache: ground-truth polygons shared with other runs.
+        ``iou``, ``max_preds`` and ``classwise`` as in ``from_candidates``;
+        ``use_masks``, ``tolerance`` and ``cache`` as in
+        ``ious.iter_image_candidates``.
 
         Example::
 
@@ -123,7 +115,18 @@ class RunMatch:
         max_preds: int,
         classwise: bool,
     ) -> RunMatch:
-        """Matches ``preds`` and ``gt`` from IoUs already computed (``ious``)."""
+        """Matches ``preds`` and ``gt`` from IoUs already computed (``ious``).
+
+        Args:
+            gt: the ground truth (``Objects.load``).
+            preds: the predictions, read over the same images.
+            candidates: their overlapping pairs (``ious.compute_candidates``).
+            iou: IoU threshold of TP / FP / FN.
+            max_preds: most predictions per image and class used for mAP
+                (FiftyOne's ``max_preds``).
+            classwise: only match objects of the same class (as the
+                candidates were computed).
+        """
         order, groups = _matching_order(preds, classwise)
         return cls(
             gt=gt,

@@ -14,15 +14,14 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..evaluation import Comparison, compare_runs
-from ..evaluation.compare import iter_compare_runs
+from ..evaluation import Comparison
+from ..evaluation.compare import ComparisonSettings, iter_compare_runs, run_comparison
 from .forms import choice_input
+from .run_inference import PROGRESS_INTERVAL_S, _throttled
 
 #: ``config.name`` of the comparison panel the operator opens.
 PANEL_NAME = "sliced_inference_comparison"
 _MASK_CHOICES = {"auto": None, "boxes": False, "masks": True}
-#: Least seconds between two progress updates sent to the App.
-_PROGRESS_INTERVAL_S = 0.5
 
 
 class CompareRuns(foo.Operator):
@@ -57,30 +56,34 @@ class CompareRuns(foo.Operator):
         return types.Property(inputs, view=types.View(label="Compare runs"))
 
     def execute(self, ctx: Any) -> Any:
-        options = _options(ctx.params)
+        params = ctx.params
+        steps = iter_compare_runs(
+            ctx.target_view(),
+            params["gt_field"],
+            [params["baseline_field"], *params["compare_fields"]],
+            _settings(params),
+        )
         if ctx.delegated:
-            comparison = compare_runs(
-                ctx.target_view(),
-                **options,
-                progress=lambda f, label: ctx.set_progress(progress=f, label=label),
+            report = _throttled(
+                lambda f, label: ctx.set_progress(progress=f, label=label)
             )
-            return _result(comparison)
-        if not ctx.params.get("stream_progress", True):
+            return _result(run_comparison(steps, report))
+        if not params.get("stream_progress", True):
             # A Python caller: return the result rather than stream to an App.
-            comparison = compare_runs(ctx.target_view(), **options)
+            comparison = run_comparison(steps, progress=False)
             open_comparison_panel(ctx)
             ctx.trigger("reload_dataset")
             return _result(comparison)
-        return _streamed(ctx, iter_compare_runs(ctx.target_view(), **options))
+        return _streamed(ctx, steps)
 
     def __call__(
         self,
         sample_collection: fo.core.collections.SampleCollection,
         gt_field: str,
         pred_fields: Sequence[str],
-        iou: float = 0.5,
-        use_masks: bool | None = None,
-        max_preds: int = 1000,
+        iou: float = ComparisonSettings.iou,
+        use_masks: bool | None = ComparisonSettings.use_masks,
+        max_preds: int = ComparisonSettings.max_preds,
         delegate: bool = False,
     ) -> Any:
         """Runs the operator from Python, like ``sliced_inference.compare_runs``.
@@ -126,15 +129,13 @@ class CompareRuns(foo.Operator):
         )
 
 
-def _options(params: dict[str, Any]) -> dict[str, Any]:
-    """``compare_runs`` keywords from the form's parameters."""
-    return {
-        "gt_field": params["gt_field"],
-        "pred_fields": [params["baseline_field"], *params["compare_fields"]],
-        "iou": float(params.get("iou", 0.5)),
-        "use_masks": _MASK_CHOICES[params.get("use_masks", "auto")],
-        "max_preds": int(params.get("max_preds", 1000)),
-    }
+def _settings(params: dict[str, Any]) -> ComparisonSettings:
+    """``compare_runs`` settings from the form's parameters."""
+    return ComparisonSettings(
+        iou=float(params.get("iou", ComparisonSettings.iou)),
+        use_masks=_MASK_CHOICES[params.get("use_masks", "auto")],
+        max_preds=int(params.get("max_preds", ComparisonSettings.max_preds)),
+    )
 
 
 def _streamed(ctx: Any, steps: Iterator[Any]) -> Iterator[Any]:
@@ -147,7 +148,7 @@ def _streamed(ctx: Any, steps: Iterator[Any]) -> Iterator[Any]:
             comparison: Comparison = stop.value
             break
         now = time.monotonic()
-        if now - last >= _PROGRESS_INTERVAL_S:
+        if now - last >= PROGRESS_INTERVAL_S:
             last = now
             yield ctx.trigger(
                 "set_progress", {"progress": step.fraction, "label": step.label}
@@ -247,7 +248,7 @@ def _option_inputs(inputs: types.Object) -> None:
     """IoU threshold, mask or box IoU, most predictions per image."""
     inputs.float(
         "iou",
-        default=0.5,
+        default=ComparisonSettings.iou,
         min=0.05,
         max=0.95,
         label="IoU threshold",
@@ -264,7 +265,7 @@ def _option_inputs(inputs: types.Object) -> None:
     )
     inputs.int(
         "max_preds",
-        default=1000,
+        default=ComparisonSettings.max_preds,
         min=1,
         label="Most predictions per image",
         description="For mAP; sliced runs often produce more than FiftyOne's default 100",

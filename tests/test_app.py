@@ -200,6 +200,10 @@ def test_comparison_panel_compares_and_shows_the_runs(
         # The panel reloads itself when the comparison succeeds: no page reload.
         panel.get_by_text("Metrics", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
         panel.locator(".js-plotly-plot").first.wait_for()
+        # The run streamed its progress in a dialog; it ends with "Done".
+        done = page.get_by_role("button", name="Done", exact=True)
+        done.first.wait_for(timeout=RUN_TIMEOUT_MS)
+        done.first.click()
         save_screenshot(page, artifacts / "05-comparison-panel.png")
 
         app_dataset.reload()  # the App's server process stored the comparison
