@@ -69,6 +69,7 @@ from typing import Any
 
 import fiftyone as fo
 import fiftyone.core.utils as fou
+import fiftyone.core.validation as fov
 import numpy as np
 
 from ..sdk.run_records import get_run_info
@@ -433,6 +434,7 @@ def _check_inputs(
     iou: float,
     max_preds: int,
 ) -> None:
+    fov.validate_non_grouped_collection(samples)  # as evaluate_detections
     if len(pred_fields) < 2:
         raise ValueError("compare_runs needs at least two prediction fields")
     if len(set(pred_fields)) != len(pred_fields):

@@ -27,7 +27,6 @@ from typing import Any
 import fiftyone as fo
 import fiftyone.core.fields as fof
 import fiftyone.core.odm as foodm
-import fiftyone.core.validation as fov
 import numpy as np
 from bson import ObjectId
 from fiftyone.utils.eval.coco import COCODetectionResults, COCOEvaluationConfig
@@ -86,7 +85,6 @@ def store_evaluation(
         the stored ``COCODetectionResults`` (as ``load_evaluation_results``
         returns them).
     """
-    fov.validate_non_grouped_collection(samples)
     method = config.build()
     method.ensure_requirements()
     method.register_run(samples, eval_key)

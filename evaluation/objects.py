@@ -83,12 +83,6 @@ class Objects:
         """The label ids as strings (as FiftyOne's results store them)."""
         return [str(i) for i in self.ids]
 
-    def has_masks(self) -> bool:
-        """Whether any object has an instance mask (read or not)."""
-        return self.detections is not None and any(
-            d.mask is not None or d.mask_path is not None for d in self.detections
-        )
-
     @classmethod
     def load(
         cls,
