@@ -14,6 +14,7 @@ from typing import Any
 
 import fiftyone as fo
 
+from sliced_inference.evaluation.logs import quiet_evaluation_logs
 from sliced_inference.evaluation.results import Comparison, Metrics, RunMetrics
 from sliced_inference.evaluation.sizes import (
     COCO_SIZE_THRESHOLDS,
@@ -44,42 +45,43 @@ def legacy_compare_runs(
     samples.compute_metadata()
     gt_masks = samples.count(f"{gt_field}.detections.mask") > 0
     runs = []
-    for name in pred_fields:
-        masks = (
-            gt_masks and samples.count(f"{name}.detections.mask") > 0
-            if use_masks is None
-            else bool(use_masks)
-        )
-        options = dict(
-            gt_field=gt_field,
-            method="coco",
-            iou=iou,
-            classwise=classwise,
-            compute_mAP=True,
-            use_masks=masks,
-            tolerance=mask_tolerance if masks else None,
-            max_preds=max_preds,
-            progress=False,
-        )
-        key = eval_key_prefix + name
-        if key in samples._root_dataset.list_evaluations():
-            samples._root_dataset.delete_evaluation(key)
-        results = samples.evaluate_detections(name, eval_key=key, **options)
-        by_size = {}
-        for size, (low, high) in size_ranges(size_thresholds).items():
-            view = size_view(samples, [gt_field, name], low, high)
-            by_size[size] = legacy_metrics(
-                view.evaluate_detections(name, eval_key=None, **options)
+    with quiet_evaluation_logs():
+        for name in pred_fields:
+            masks = (
+                gt_masks and samples.count(f"{name}.detections.mask") > 0
+                if use_masks is None
+                else bool(use_masks)
             )
-        runs.append(
-            RunMetrics(
-                field=name,
-                eval_key=key,
-                iou_type="masks" if masks else "boxes",
-                overall=legacy_metrics(results),
-                by_size=by_size,
+            options = dict(
+                gt_field=gt_field,
+                method="coco",
+                iou=iou,
+                classwise=classwise,
+                compute_mAP=True,
+                use_masks=masks,
+                tolerance=mask_tolerance if masks else None,
+                max_preds=max_preds,
+                progress=False,
             )
-        )
+            key = eval_key_prefix + name
+            if key in samples._root_dataset.list_evaluations():
+                samples._root_dataset.delete_evaluation(key)
+            results = samples.evaluate_detections(name, eval_key=key, **options)
+            by_size = {}
+            for size, (low, high) in size_ranges(size_thresholds).items():
+                view = size_view(samples, [gt_field, name], low, high)
+                by_size[size] = legacy_metrics(
+                    view.evaluate_detections(name, eval_key=None, **options)
+                )
+            runs.append(
+                RunMetrics(
+                    field=name,
+                    eval_key=key,
+                    iou_type="masks" if masks else "boxes",
+                    overall=legacy_metrics(results),
+                    by_size=by_size,
+                )
+            )
     columns = [
         [s for sample in values for s in (sample or [])]
         for values in samples.values(

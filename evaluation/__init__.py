@@ -16,7 +16,8 @@
 - ``table``: tables as data and their text rendering;
 - ``sizes``: COCO's size ranges and size-filtered views;
 - ``views``: the recovered / lost review views;
-- ``store``: eval keys, stored comparisons and their freshness.
+- ``store``: eval keys, stored comparisons, their freshness and clean-up;
+- ``logs``: FiftyOne's evaluation log lines kept quiet (the reference path).
 
 Imports FiftyOne and the SDK (for run records); never the App.
 """

@@ -1,7 +1,9 @@
 """The ``compare_runs`` operator: a form over ``evaluation.compare_runs`` that opens the panel.
 
-Run now, it streams progress to the App (one step per image of each run);
-delegated, it reports progress on the delegated operation.
+Run now from the App, it streams progress (one step per image of each run);
+delegated, it reports progress on the delegated operation; from Python
+(``foo.execute_operator`` or the operator's ``__call__``), it returns the
+result.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import fiftyone.operators.types as types
 
 from ..evaluation import Comparison
 from ..evaluation.compare import ComparisonSettings, iter_compare_runs, run_comparison
+from . import forms
 from .forms import choice_input
-from .run_inference import PROGRESS_INTERVAL_S, _throttled
+from .run_inference import PROGRESS_INTERVAL_S, _throttled, streams_progress
 
 #: ``config.name`` of the comparison panel the operator opens.
 PANEL_NAME = "sliced_inference_comparison"
@@ -53,7 +56,14 @@ class CompareRuns(foo.Operator):
         fields = detection_fields(ctx.target_view())
         if _field_inputs(ctx, inputs, fields):
             _option_inputs(inputs)
+            forms.queue_inputs(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Compare runs"))
+
+    def resolve_execution_options(self, ctx: Any) -> foo.ExecutionOptions:
+        return foo.ExecutionOptions(
+            allow_immediate_execution=True,
+            allow_delegated_execution=forms.can_delegate(ctx),
+        )
 
     def execute(self, ctx: Any) -> Any:
         params = ctx.params
@@ -68,7 +78,7 @@ class CompareRuns(foo.Operator):
                 lambda f, label: ctx.set_progress(progress=f, label=label)
             )
             return _result(run_comparison(steps, report))
-        if not params.get("stream_progress", True):
+        if not streams_progress(ctx):
             # A Python caller: return the result rather than stream to an App.
             comparison = run_comparison(steps, progress=False)
             open_comparison_panel(ctx)
@@ -111,6 +121,14 @@ class CompareRuns(foo.Operator):
         """
         if len(pred_fields) < 2:
             raise ValueError("pred_fields needs a baseline and at least one more field")
+        # What the form would refuse, in the caller's words rather than FiftyOne's.
+        fields = detection_fields(sample_collection)
+        problems = field_problems(fields, gt_field, pred_fields[0], pred_fields[1:])
+        if problems:
+            raise ValueError(next(iter(problems.values())))
+        dataset = sample_collection._root_dataset
+        if delegate and not dataset.persistent:
+            raise ValueError(forms.not_persistent_message(dataset.name))
         mask_choice = {v: k for k, v in _MASK_CHOICES.items()}[use_masks]
         params = {
             "gt_field": gt_field,
@@ -119,8 +137,6 @@ class CompareRuns(foo.Operator):
             "iou": iou,
             "use_masks": mask_choice,
             "max_preds": max_preds,
-            # From Python, return the result rather than stream progress to an App.
-            "stream_progress": False,
         }
         return foo.execute_operator(
             self.uri,
@@ -196,25 +212,31 @@ def open_comparison_panel(ctx: Any) -> list[Any]:
 
 
 def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
-    """Ground truth, baseline and compared fields; True once they are valid."""
-    if len(fields) < 3:
-        inputs.view(
-            "no_fields",
-            types.Error(
-                label="Not enough Detections fields",
-                description=(
-                    "Comparing needs a ground-truth field and two prediction "
-                    f"fields; this view has {fields or 'none'}. Run baseline and "
-                    "sliced inference first."
-                ),
-            ),
-        )
-        return False
-    gt_default = "ground_truth" if "ground_truth" in fields else fields[0]
-    choice_input(inputs, "gt_field", fields, gt_default, label="Ground truth")
-    gt_field = ctx.params.get("gt_field", gt_default)
+    """Ground truth, baseline and compared fields; True once they are valid.
+
+    Values that are not on the dataset are flagged in words that list the
+    valid choices, before FiftyOne's own check of the choices could answer
+    with a bare "Invalid enum value".
+    """
+    params = ctx.params
+    gt_default = "ground_truth" if "ground_truth" in fields else None
+    gt_field = params.get("gt_field") or gt_default
     preds = [f for f in fields if f != gt_field]
-    choice_input(
+    baseline = params.get("baseline_field") or (preds[0] if preds else None)
+    chosen = params.get("compare_fields") or []
+    problems = field_problems(fields, gt_field, baseline, chosen)
+    if len(fields) < 3:
+        message = "\n".join(
+            problems[k] for k in ("gt_field", "no_fields") if k in problems
+        )
+        notice = inputs.view(
+            "no_fields",
+            types.Error(label="Not enough Detections fields", description=message),
+        )
+        return forms.flag(notice, message)
+    gt = choice_input(inputs, "gt_field", fields, gt_default, label="Ground truth")
+    forms.flag(gt, problems.get("gt_field"))
+    base = choice_input(
         inputs,
         "baseline_field",
         preds,
@@ -222,7 +244,7 @@ def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
         label="Baseline predictions",
         description="The run the others are compared with, e.g. full-image inference",
     )
-    baseline = ctx.params.get("baseline_field", preds[0])
+    forms.flag(base, problems.get("baseline_field"))
     others = [f for f in preds if f != baseline]
     prop = inputs.list(
         "compare_fields",
@@ -236,12 +258,58 @@ def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
             allow_duplicates=False,
         ),
     )
-    chosen = ctx.params.get("compare_fields") or []
-    wrong = [f for f in chosen if f not in others]
+    forms.flag(prop, problems.get("compare_fields"))
+    return bool(chosen) and not problems
+
+
+def field_problems(
+    fields: Sequence[str],
+    gt_field: str | None,
+    baseline: str | None,
+    compare: Sequence[str],
+) -> dict[str, str]:
+    """What is wrong with the chosen fields, by input name, in the user's words.
+
+    Args:
+        fields: the ``Detections`` fields of the dataset.
+        gt_field: the chosen ground truth.
+        baseline: the chosen baseline prediction field.
+        compare: the prediction fields compared with the baseline.
+
+    Example::
+
+        >>> field_problems(["baseline", "sliced"], "ground_truth", "baseline", ["sliced"])["gt_field"]
+        "no ground-truth field 'ground_truth'; Detections fields on this dataset: baseline, sliced"
+    """
+    listed = ", ".join(fields) or "none"
+    problems = {}
+    if gt_field not in fields:
+        problems["gt_field"] = (
+            f"no ground-truth field {gt_field!r}; Detections fields on this "
+            f"dataset: {listed}"
+            if gt_field
+            else f"choose the ground-truth field; Detections fields on this dataset: {listed}"
+        )
+    if len(fields) < 3:
+        problems["no_fields"] = (
+            "Comparing needs a ground-truth field and two prediction fields; "
+            f"Detections fields on this dataset: {listed}. Import ground truth "
+            "(e.g. COCO labels) and run baseline and sliced inference first."
+        )
+    preds = [f for f in fields if f != gt_field]
+    if baseline not in preds:
+        problems["baseline_field"] = (
+            f"no prediction field {baseline!r} other than the ground truth; "
+            f"choose from: {', '.join(preds) or 'none'}"
+        )
+    wrong = [f for f in compare if f not in preds or f == baseline]
     if wrong:
-        prop.invalid = True
-        prop.error_message = f"Not a prediction field other than the baseline: {wrong}"
-    return bool(chosen) and not wrong and gt_field in fields and baseline in preds
+        others = [f for f in preds if f != baseline]
+        problems["compare_fields"] = (
+            f"not a prediction field other than the baseline: {', '.join(wrong)}; "
+            f"choose from: {', '.join(others) or 'none'}"
+        )
+    return problems
 
 
 def _option_inputs(inputs: types.Object) -> None:

@@ -236,7 +236,6 @@ def test_operator_runs_through_execute_operator(compared) -> None:
                 "gt_field": "ground_truth",
                 "baseline_field": "baseline",
                 "compare_fields": ["sliced"],
-                "stream_progress": False,  # return the result (no App to stream to)
             },
         },
     )
