@@ -11,7 +11,7 @@
 Imports FiftyOne and the engine (``slicer``); never the evaluation or the App.
 """
 
-from .field_claims import FieldInUseError
+from .field_claims import FieldInUseError, field_writer
 from .inference import (
     apply_baseline_model,
     apply_sliced_model,
@@ -37,6 +37,7 @@ __all__ = [
     "check_label_field",
     "clear_model_cache",
     "delete_runs",
+    "field_writer",
     "get_run_history",
     "get_run_info",
     "label_field_problem",

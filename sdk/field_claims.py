@@ -165,6 +165,22 @@ class FieldClaim:
                 return
 
 
+def field_writer(dataset: fo.Dataset, label_field: str) -> str | None:
+    """The run id of the live run writing ``label_field`` now, or ``None``.
+
+    What a reader that must not see a half-written field (e.g. a comparison)
+    checks first.
+
+    Example::
+
+        >>> field_writer(dataset, "sliced") is None  # doctest: +SKIP
+        True
+    """
+    entry = stored_runs(dataset._root_dataset).get(label_field) or {}
+    claim = entry.get("claim")
+    return claim.get("run_id") if claim_is_live(claim) else None
+
+
 def _me() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": utc_now()}
 

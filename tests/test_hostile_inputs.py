@@ -33,6 +33,7 @@ from sliced_inference.sdk import (
     LabelFieldError,
     baseline_run,
     batch_writer,
+    field_writer,
     sliced_run,
 )
 from sliced_inference.sdk.dataset_doc import stored_runs
@@ -435,6 +436,7 @@ def test_two_processes_never_write_one_field(
             assert worker.poll() is None, "the writer ended before it claimed the field"
             assert time.monotonic() < deadline, "the writer never claimed the field"
             time.sleep(0.05)
+        assert field_writer(ds, "race") == "writer_a"  # what a comparison checks
         with pytest.raises(FieldInUseError, match="writer_a"):
             late.execute()
         with pytest.raises(FieldInUseError, match="writer_a"):
@@ -453,6 +455,7 @@ def test_two_processes_never_write_one_field(
     assert info["samples_processed"] == len(ds) == ds.exists("race").count()
     assert [r["run_id"] for r in si.get_run_history(ds, "race")] == ["writer_a"]
     assert "claim" not in stored_runs(ds)["race"]
+    assert field_writer(ds, "race") is None
     ds.delete()
 
 
