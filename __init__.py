@@ -35,6 +35,7 @@ _SDK = {
     "apply_sliced_model": ".sdk",
     "apply_baseline_model": ".sdk",
     "get_run_info": ".sdk",
+    "get_run_history": ".sdk",
     "list_runs": ".sdk",
     "delete_runs": ".sdk",
     "compare_runs": ".evaluation",

@@ -3,10 +3,11 @@
 A comparison reads a field's labels and writes evaluation attributes into them.
 While a run (``overwrite=True`` or a resume) is writing that field, the
 comparison would count half a run, so ``compare_runs`` refuses it
-(``RunInProgressError``) or waits for it. A run's record says ``running`` until
-the run ends; a record left at ``running`` by a killed process is told apart
-by its process id (``sdk.run_records.writer_alive``) on the same machine; on
-another machine ``allow_running=True`` lets the user say it is dead.
+(``RunInProgressError``) or waits for it. A run's record says ``running`` while a
+live process holds the field's claim (``sdk.field_claims``); a record whose
+process died reads as ``interrupted`` (at once on the same machine, after the
+claim's heartbeat timeout on another), and ``allow_running=True`` lets the
+user say a run is dead sooner.
 
 A run that was interrupted, failed or skipped unreadable images has no
 predictions on some samples: ``unfinished_note`` says so, and the comparison
@@ -23,7 +24,7 @@ from typing import Any
 
 import fiftyone as fo
 
-from ..sdk.run_records import get_run_info, writer_alive
+from ..sdk.run_records import get_run_info
 
 #: Seconds between two looks at the run records while waiting.
 _POLL_SECONDS = 1.0
@@ -145,14 +146,10 @@ def warn_unfinished(notes: dict[str, str]) -> None:
 
 
 def _live_parts(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The record's (or its shards') ``running`` parts whose process may be alive."""
+    """The record's (or its shards') ``running`` parts (records read dead ones as interrupted)."""
     shards = record.get("shards")
     parts = list(shards.values()) if isinstance(shards, dict) and shards else [record]
-    return [
-        p
-        for p in parts
-        if p.get("status") == "running" and writer_alive(p) is not False
-    ]
+    return [p for p in parts if p.get("status") == "running"]
 
 
 def _age(iso: str) -> str:

@@ -22,13 +22,18 @@ from typing import Any
 import fiftyone.operators.types as types
 
 from ..sdk import absolute_model_path, label_field_problem
+from ..sdk.sample_scope import collection_problem
 from ..slicer import ConfigError, ModelOptions, PredictOptions, Setting
 from ..slicer.models.ultralytics import ULTRALYTICS_SUFFIXES
+from .plugin_settings import BUNDLED_MODELS_DIR, model_location_problem
 
-#: Bundled models, offered as choices for the model input.
-BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: Targets with more samples default to delegated execution in the App.
 DELEGATE_ABOVE = 50
+#: Runs whose largest forward pass is estimated above this many bytes
+#: (``options.peak_input_bytes()``) run only delegated, never inside the App
+#: server: e.g. ``imgsz`` above about 4600 px, or more than 52 tiles of 640 px
+#: per batch.
+IMMEDIATE_MAX_BYTES = 2 * 1024**3
 #: Devices offered; any torch device string may be typed in.
 DEVICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -42,11 +47,19 @@ FILTERING = ("confidence", "classes", "max_detections")
 def target_inputs(ctx: Any, inputs: types.Object) -> int:
     """Adds the standard target choice (dataset / current view / selected samples).
 
+    A target the run cannot label (a patches or frames view, ...) gets an
+    error notice and counts as empty, so the form stops there.
+
     Returns:
         the number of samples in the chosen target.
     """
     inputs.view_target(ctx)
-    return len(ctx.target_view())
+    target = ctx.target_view()
+    problem = collection_problem(target)
+    if problem:
+        inputs.view("target_problem", types.Error(label=problem))
+        return 0
+    return len(target)
 
 
 def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> bool:
@@ -60,8 +73,8 @@ def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> 
         label="Model",
         description=(
             "An Ultralytics weights file (.pt), a Transformers model directory, "
-            "or a Hugging Face hub id (org/name). Loading a .pt file unpickles "
-            "it: use weights you trust."
+            "or a Hugging Face hub id (org/name). .pt files are loaded safely "
+            "(weights only): files holding other Python objects are refused."
         ),
         view=types.AutocompleteView(
             choices=[types.Choice(p, label=Path(p).name) for p in bundled],
@@ -69,7 +82,7 @@ def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> 
         ),
     )
     spec = ctx.params.get("model", default)
-    problem = model_spec_problem(spec)
+    problem = model_spec_problem(spec) or model_location_problem(spec)
     if problem is None and "model" in ctx.params:
         # The params are what a delegated run is queued with, and its worker
         # may run in another directory: a relative path must not travel.
@@ -138,6 +151,16 @@ def label_field_inputs(
         ),
     )
     params = ctx.params
+    if params.get("skip_existing"):
+        inputs.bool(
+            "allow_mixed_settings",
+            default=False,
+            label="Allow other settings than the field's labels",
+            description=(
+                "Add labels even if the field's labels came from another model "
+                "or other settings (refused otherwise: one field, one run's labels)"
+            ),
+        )
     problem = label_field_problem(
         target,
         params.get("label_field", default),

@@ -26,11 +26,26 @@ from ..sdk import (
     check_label_field,
     sliced_run,
 )
-from ..slicer import MergeConfig, PredictOptions, SliceOptions
-from . import forms
+from ..sdk.sample_scope import collection_problem
+from ..slicer import (
+    ConfigError,
+    MergeConfig,
+    ModelLoadError,
+    PredictOptions,
+    SliceOptions,
+)
+from . import forms, plugin_settings
 
-#: Keywords of ``__call__`` besides the settings of ``options_cls``.
-_CALL_KEYWORDS = {"device", "half", "overwrite", "skip_existing", "tags"}
+#: Keywords of ``__call__`` besides the settings of ``options_cls``. Never
+#: ``allow_unsafe_pickle``: that is the administrator's plugin setting.
+_CALL_KEYWORDS = {
+    "device",
+    "half",
+    "overwrite",
+    "skip_existing",
+    "allow_mixed_settings",
+    "tags",
+}
 #: Least seconds between two progress updates sent to the App or the database.
 PROGRESS_INTERVAL_S = 0.5
 
@@ -62,6 +77,7 @@ class _InferenceOperator(foo.Operator):
         inputs = types.Object()
         if self._common_inputs(ctx, inputs):
             self._settings_inputs(ctx, inputs)
+            self._delegation_notice(ctx, inputs)
             self._run_inputs(ctx, inputs)
         return types.Property(inputs, view=types.View(label=self.config.label))
 
@@ -76,11 +92,26 @@ class _InferenceOperator(foo.Operator):
         )
 
     def resolve_delegation(self, ctx: Any) -> bool | None:
-        # A shard dispatcher only queues work: always immediate. Otherwise the
-        # caller's explicit choice, else the user's (resolve_execution_options).
+        # A shard dispatcher only queues work: always immediate. A run whose
+        # inputs need a lot of memory never runs inside the App server.
+        # Otherwise the caller's explicit choice, else the user's
+        # (resolve_execution_options).
         if forms.is_shard_dispatcher(ctx.params):
             return False
+        if self._needs_worker(ctx):
+            return True
         return ctx.params.get("delegate")
+
+    def _needs_worker(self, ctx: Any) -> bool:
+        """Whether the run's largest forward pass is estimated above ``forms.IMMEDIATE_MAX_BYTES``."""
+        settings = {
+            k: v for k, v in ctx.params.items() if k in self.options_cls.settings()
+        }
+        try:
+            options = self.options_cls.from_params(settings)
+        except (ConfigError, TypeError):
+            return False  # the form flags the bad value
+        return options.peak_input_bytes() > forms.IMMEDIATE_MAX_BYTES
 
     def resolve_execution_options(self, ctx: Any) -> foo.ExecutionOptions:
         forced = self.resolve_delegation(ctx)
@@ -141,8 +172,16 @@ class _InferenceOperator(foo.Operator):
         return types.Property(outputs, view=types.View(label="Inference run"))
 
     def build_run(self, ctx: Any) -> InferenceRun:
-        """The SDK run the form's parameters describe (on the target view)."""
+        """The SDK run the form's parameters describe (on the target view).
+
+        The administrator's plugin settings apply here, whatever the form
+        sent: the model must be in the allowed directories, and ``.pt``
+        files are loaded safely unless ``allow_unsafe_pickle`` is set.
+        """
         params = ctx.params
+        problem = plugin_settings.model_location_problem(params["model"])
+        if problem:
+            raise ModelLoadError(problem)
         shard = params.get("shard_index")
         settings = {k: params[k] for k in self.options_cls.settings() if k in params}
         make = sliced_run if self.options_cls is SliceOptions else baseline_run
@@ -153,8 +192,10 @@ class _InferenceOperator(foo.Operator):
             **settings,
             device=forms.device_param(params.get("device")),
             half=bool(params.get("half", False)),
+            allow_unsafe_pickle=plugin_settings.allow_unsafe_pickle(),
             overwrite=bool(params.get("overwrite", False)),
             skip_existing=bool(params.get("skip_existing", False)),
+            allow_mixed_settings=bool(params.get("allow_mixed_settings", False)),
             tags=params.get("tags") or None,
             token=_secret(ctx, "HF_TOKEN"),
             shard=None if shard is None else (shard, params["num_shards"]),
@@ -216,9 +257,23 @@ class _InferenceOperator(foo.Operator):
             forms.label_field_inputs(ctx, inputs, target, self.default_field) and ready
         )
         if count == 0:
-            inputs.view("empty", types.Warning(label="The target has no samples"))
+            if not collection_problem(target):
+                inputs.view("empty", types.Warning(label="The target has no samples"))
             return False
         return ready
+
+    def _delegation_notice(self, ctx: Any, inputs: types.Object) -> None:
+        """Says when the run's inputs are too large to run inside the App server."""
+        if self._needs_worker(ctx):
+            inputs.view(
+                "runs_delegated",
+                types.Notice(
+                    label="These input sizes need more than "
+                    f"{forms.IMMEDIATE_MAX_BYTES / 2**30:.0f} GiB of memory per "
+                    "forward pass (estimated): the run is queued for a delegated "
+                    "worker (`fiftyone delegated launch`)"
+                ),
+            )
 
 
 class RunSlicedInference(_InferenceOperator):

@@ -2,7 +2,8 @@
 
 - ``inference``: ``apply_sliced_model`` / ``apply_baseline_model``, the public calls;
 - ``run``: the run loop (read, predict, write, record) and its summary;
-- ``batch_writer``, ``label_fields``, ``shards``, ``model_cache``: its parts;
+- ``batch_writer``, ``label_fields``, ``label_runs``, ``sample_scope``,
+  ``field_claims``, ``shards``, ``model_cache``: its parts;
 - ``labels``: engine ``Predictions`` <-> FiftyOne ``Detections``;
 - ``fiftyone_model``: any FiftyOne ``Model`` as an engine ``TileModel``;
 - ``run_records``: what each run stored on the dataset.
@@ -10,6 +11,7 @@
 Imports FiftyOne and the engine (``slicer``); never the evaluation or the App.
 """
 
+from .field_claims import FieldInUseError, field_writer
 from .inference import (
     apply_baseline_model,
     apply_sliced_model,
@@ -19,10 +21,11 @@ from .inference import (
 from .label_fields import LabelFieldError, check_label_field, label_field_problem
 from .model_cache import absolute_model_path, cached_model, clear_model_cache
 from .run import InferenceRun, InferenceSummary
-from .run_records import delete_runs, get_run_info, list_runs
+from .run_records import delete_runs, get_run_history, get_run_info, list_runs
 from .shards import shard_of, shard_view, shard_views
 
 __all__ = [
+    "FieldInUseError",
     "InferenceRun",
     "InferenceSummary",
     "LabelFieldError",
@@ -34,6 +37,8 @@ __all__ = [
     "check_label_field",
     "clear_model_cache",
     "delete_runs",
+    "field_writer",
+    "get_run_history",
     "get_run_info",
     "label_field_problem",
     "list_runs",

@@ -47,7 +47,15 @@ from ..slicer.tiles import Overlap, SliceWH
 from .run import InferenceRun, InferenceSummary, ProgressCallback
 
 #: Keywords of a run that are not prediction or model settings.
-RUN_KEYWORDS = ("overwrite", "skip_existing", "tags", "token", "shard", "run_id")
+RUN_KEYWORDS = (
+    "overwrite",
+    "skip_existing",
+    "allow_mixed_settings",
+    "tags",
+    "token",
+    "shard",
+    "run_id",
+)
 #: Arguments of ``apply_*`` that are not passed on as keywords.
 _POSITIONAL = ("samples", "model", "label_field", "progress")
 
@@ -73,8 +81,10 @@ def apply_sliced_model(
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
+    allow_unsafe_pickle: bool = ModelOptions.allow_unsafe_pickle,
     overwrite: bool = False,
     skip_existing: bool = False,
+    allow_mixed_settings: bool = False,
     tags: Sequence[str] | None = None,
     progress: bool | ProgressCallback | None = None,
     token: str | None = None,
@@ -114,13 +124,21 @@ def apply_sliced_model(
         class_agnostic: merge detections of different classes too.
         device: torch device (``None``: cuda, mps or cpu).
         half: float16 inference (GPU only).
-        overwrite: replace the field's values on these samples if it exists.
+        overwrite: replace the field's values on these samples if it exists
+            (refused for a field that stored evaluations use as ground truth).
+            A sample whose image cannot be read keeps its previous labels.
         skip_existing: only label samples whose field is empty (resume a run,
-            or pre-label only what is missing).
+            or pre-label only what is missing). Whether a sample's field is
+            empty is read on the dataset, whatever the view shows.
+        allow_mixed_settings: let ``skip_existing`` add labels made with other
+            settings (model, slicing, ...) than the field's; refused otherwise.
         tags: tags added to every sample labelled.
         progress: ``True``/``False``/``None`` shows/hides/defaults FiftyOne's
             progress bar; a callable gets ``(fraction, label)`` as samples finish.
         trust_remote_code: let Transformers run a hub repository's own code.
+        allow_unsafe_pickle: fully unpickle a ``.pt`` file that safe loading
+            refuses (legacy checkpoints). It runs any code the file holds:
+            only for files you trust.
         token: Hugging Face token for private hub models (never recorded).
         shard: ``(index, count)``: process only that shard of ``samples``
             (see ``shard_views``), e.g. one of several workers.
@@ -132,9 +150,15 @@ def apply_sliced_model(
 
     Raises:
         LabelFieldError: the field exists and neither ``overwrite`` nor
-            ``skip_existing`` is set, or it holds another label type.
-        ConfigError: an option is out of range (raised before any work).
-        ModelLoadError: the model cannot be loaded (before any write).
+            ``skip_existing`` is set (or both are), it holds another label
+            type, its name is invalid, or its labels came from other settings
+            (``skip_existing`` without ``allow_mixed_settings``).
+        FieldInUseError: another run is writing the field now.
+        ConfigError: an option is out of range, a class is not the model's, or
+            the collection is not one of images (patches, frames and clips
+            views are refused); raised before any write.
+        ModelLoadError: the model cannot be loaded, or safe loading refused
+            it (before any write).
 
     Example::
 
@@ -162,8 +186,10 @@ def apply_baseline_model(
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
+    allow_unsafe_pickle: bool = ModelOptions.allow_unsafe_pickle,
     overwrite: bool = False,
     skip_existing: bool = False,
+    allow_mixed_settings: bool = False,
     tags: Sequence[str] | None = None,
     progress: bool | ProgressCallback | None = None,
     token: str | None = None,
@@ -188,9 +214,11 @@ def apply_baseline_model(
         half: float16 inference (GPU only).
         overwrite: replace the field's values on these samples if it exists.
         skip_existing: only label samples whose field is empty.
+        allow_mixed_settings: as in ``apply_sliced_model``.
         tags: tags added to every sample labelled.
         progress: as in ``apply_sliced_model``.
         trust_remote_code: let Transformers run a hub repository's own code.
+        allow_unsafe_pickle: as in ``apply_sliced_model`` (trusted files only).
         token: Hugging Face token for private hub models (never recorded).
         shard: ``(index, count)``: process only that shard of ``samples``.
         run_id: shared by all shards of one run.

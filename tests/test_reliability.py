@@ -468,7 +468,10 @@ def test_killed_process_leaves_whole_samples_and_resume_matches(
     assert 2 <= len(done) < len(dataset)
     for sample_id in done:
         assert same_detections(killed[sample_id], expected[sample_id])
-    assert si.get_run_info(dataset, "preds")["status"] == "running"  # it never ended
+    # Its process never recorded the end; no live process holds the field.
+    killed_info = si.get_run_info(dataset, "preds")
+    assert killed_info["status"] == "interrupted"
+    assert "stopped without finishing" in killed_info["failure"]
 
     resumed = si.apply_sliced_model(
         dataset, str(det_model_path), "preds", skip_existing=True
@@ -477,7 +480,13 @@ def test_killed_process_leaves_whole_samples_and_resume_matches(
     final = detection_values(dataset, "preds")
     for sample_id, dets in expected.items():
         assert same_detections(final[sample_id], dets)
-    assert si.get_run_info(dataset, "preds")["status"] == "completed"
+    info = si.get_run_info(dataset, "preds")
+    assert info["status"] == "completed" and len(info["run_ids"]) == 2
+    assert info["samples_processed"] == len(dataset)
+    # The resume took over the dead process's claim and said what happened to it.
+    killed_run, resume = si.get_run_history(dataset, "preds")
+    assert killed_run["status"] == "interrupted" and "stopped" in killed_run["failure"]
+    assert resume["samples_processed"] == len(dataset) - len(done)
 
 
 # -------------------------------------------------------------------- concurrency

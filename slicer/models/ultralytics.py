@@ -9,7 +9,10 @@ Other Ultralytics models (RT-DETR, ...) go through ``YOLO.predict``.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -31,10 +34,29 @@ _PAD_VALUE = (
 )
 
 
-def load_yolo(path: str | Path) -> Any:
+def load_yolo(path: str | Path, *, allow_unsafe_pickle: bool = False) -> Any:
     """Loads ``ultralytics.YOLO`` from a local file, with errors that say what went wrong.
 
-    Loading a ``.pt`` file unpickles it: only load weights you trust.
+    Safe by default: a ``.pt`` file is read with ``torch.load(weights_only=True)``
+    against Ultralytics' allow-list of its own model classes (Ultralytics'
+    ``ULTRALYTICS_SAFE_LOAD`` mode, here for this load only), and a model YAML
+    is built without ``eval``, so a crafted file cannot run code. Official and
+    self-trained Ultralytics checkpoints load this way.
+
+    Args:
+        path: a local ``.pt`` / ``.yaml`` / exported model file.
+        allow_unsafe_pickle: fully unpickle the file (legacy checkpoints that
+            hold other Python objects). Unpickling runs any code the file
+            holds: only for files you trust.
+
+    Raises:
+        ModelLoadError: no such file, not an Ultralytics model, or (safe
+            loading) the file references Python objects outside the allow-list.
+
+    Example::
+
+        >>> load_yolo("models/small-objects-det.pt").task
+        'detect'
     """
     from ultralytics import YOLO
 
@@ -43,14 +65,72 @@ def load_yolo(path: str | Path) -> Any:
     if not local and path.parent != Path("."):
         raise ModelLoadError(f"model file not found: {path}")
     try:
-        return YOLO(str(path))
+        with _ultralytics_loading(safe=not allow_unsafe_pickle):
+            return YOLO(str(path))
+    except ModelLoadError:
+        raise
     except Exception as error:
         if not local:
             raise ModelLoadError(
                 f"could not load {str(path)!r}: it is not a local file, and Ultralytics "
                 f"could not download it (no network here?): {error}"
             ) from error
+        refused = _refused_global(error)
+        if refused:
+            raise ModelLoadError(
+                f"{path} was not loaded: safe loading refused it because it "
+                f"references {refused}, which is not part of an Ultralytics model. "
+                "Fully unpickling it would run whatever code it holds. If you "
+                "trust this file (e.g. a legacy checkpoint), pass "
+                "allow_unsafe_pickle=True (SDK) or set the plugin setting "
+                "allow_unsafe_pickle (App)."
+            ) from error
         raise ModelLoadError(f"{path} is not an Ultralytics model: {error}") from error
+
+
+@contextlib.contextmanager
+def _ultralytics_loading(*, safe: bool) -> Iterator[None]:
+    """Ultralytics' safe (``weights_only``) loading on or off for one load.
+
+    ``ULTRALYTICS_SAFE_LOAD=1`` in the environment keeps it on even for
+    ``safe=False``: an administrator's switch wins over a caller's opt-in.
+    """
+    import torch
+    from ultralytics.nn import tasks
+    from ultralytics.utils import SAFE_LOAD as SAFE_LOAD_FROM_ENV
+
+    safe_load = getattr(tasks, "_SafeLoad", None)
+    if safe_load is None or not safe_load.SUPPORTED:
+        if safe:
+            raise ModelLoadError(
+                "safe loading of .pt files needs ultralytics with ULTRALYTICS_SAFE_LOAD "
+                f"support and torch >= 2.6 (found torch {torch.__version__}): upgrade "
+                "them, or pass allow_unsafe_pickle=True for files you trust"
+            )
+        yield
+        return
+    # One Ultralytics load at a time: the switch is a module global of
+    # ultralytics. The lock lives there too, so that every copy of this module
+    # (the SDK's and the one FiftyOne imports as a plugin) shares it.
+    lock = tasks.__dict__.setdefault("_sliced_inference_load_lock", threading.Lock())
+    with lock:
+        before = tasks.SAFE_LOAD
+        tasks.SAFE_LOAD = safe or SAFE_LOAD_FROM_ENV
+        try:
+            yield
+        finally:
+            tasks.SAFE_LOAD = before
+
+
+def _refused_global(error: BaseException) -> str | None:
+    """The Python global that ``weights_only`` unpickling refused, if that is what failed."""
+    seen: BaseException | None = error
+    while seen is not None:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(seen))
+        if found:
+            return found.group(1)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class UltralyticsModel:
