@@ -137,6 +137,27 @@ def interior_edges(tiles: np.ndarray, image_wh: tuple[int, int]) -> np.ndarray:
     )
 
 
+def seam_lines(
+    tiles: np.ndarray, image_wh: tuple[int, int]
+) -> tuple[list[int], list[int]]:
+    """Where the grid's interior tile edges lie: ``(xs, ys)``, sorted.
+
+    Example::
+
+        >>> seam_lines(tile_boxes((1000, 500), 600, 0.2), (1000, 500))
+        ([400, 600], [])
+    """
+    tiles = np.asarray(tiles).reshape(-1, 4)
+    inside = interior_edges(tiles, image_wh)
+    xs = {int(v) for v in tiles[inside[:, 0], 0]} | {
+        int(v) for v in tiles[inside[:, 2], 2]
+    }
+    ys = {int(v) for v in tiles[inside[:, 1], 1]} | {
+        int(v) for v in tiles[inside[:, 3], 3]
+    }
+    return sorted(xs), sorted(ys)
+
+
 def crosses_seam(
     boxes: np.ndarray,
     tiles: np.ndarray,
