@@ -42,6 +42,7 @@ _SDK = {
     "lost_view": ".evaluation",
     "load_comparison": ".evaluation",
     "delete_comparisons": ".evaluation",
+    "seam_view": ".evaluation",
     "predict_sliced": ".slicer",
     "predict_full_image": ".slicer",
     "tile_boxes": ".slicer",

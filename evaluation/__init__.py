@@ -7,6 +7,8 @@
 - ``sizes``: COCO's size ranges and size-filtered views;
 - ``views``: the recovered / lost review views;
 - ``store``: eval keys, stored comparisons and their freshness;
+- ``seams``: which objects lie on a sliced run's tile seams, and how runs did
+  on them (``seam_view``);
 - ``ap``: COCO AP50 of predictions held in memory (numpy only).
 
 Imports FiftyOne and the SDK (for run records); never the App. Names are
@@ -32,6 +34,8 @@ _EXPORTS = {
     "load_comparison": ".store",
     "lost_view": ".views",
     "recovered_view": ".views",
+    "seam_view": ".seams",
+    "seam_metrics": ".seams",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -241,9 +241,7 @@ def evaluate50(
         fp += int((~matched_all & ~ignored_all).sum())
         total += n_truth
         per_class.append(
-            _average_precision(
-                np.concatenate(scores), matched_all, ignored_all, n_truth
-            )
+            average_precision(np.concatenate(scores), matched_all, ignored_all, n_truth)
         )
     return Scores50(
         ap50=float(np.mean(per_class)) if per_class else float("nan"),
@@ -306,10 +304,23 @@ def _match_image(
     return det.scores, matched, ignored, int((~t_ignore).sum())
 
 
-def _average_precision(
+def average_precision(
     scores: np.ndarray, matched: np.ndarray, ignored: np.ndarray, n_truth: int
 ) -> float:
-    """101-point interpolated AP of pooled detections (COCO's accumulate)."""
+    """101-point interpolated AP of pooled detections (COCO's accumulate).
+
+    Args:
+        scores: ``(N,)`` confidences of one class's detections, all images.
+        matched: ``(N,)`` whether each matched a ground-truth object.
+        ignored: ``(N,)`` detections that count neither way.
+        n_truth: ground-truth objects of the class that count.
+
+    Example::
+
+        >>> average_precision(np.array([0.9, 0.8]), np.array([True, False]),
+        ...                   np.zeros(2, bool), 1)
+        1.0
+    """
     order = np.argsort(-scores, kind="mergesort")
     keep = ~ignored[order]
     tp = np.cumsum(matched[order][keep])

@@ -47,6 +47,7 @@ import fiftyone.core.utils as fou
 from ..sdk.run_records import get_run_info
 from .logs import quiet_evaluation_logs
 from .results import Comparison, Metrics, RunMetrics
+from .seams import add_seam_metrics
 from .sizes import COCO_SIZE_THRESHOLDS, size_ranges, size_view
 from .store import (
     DEFAULT_PREFIX,
@@ -150,6 +151,7 @@ def compare_runs(
                 )
             )
     _count_recovered_and_lost(samples, gt_field, runs)
+    add_seam_metrics(samples, gt_field, runs)
     comparison = Comparison(
         gt_field=gt_field,
         runs=runs,

@@ -238,6 +238,18 @@ def prelabel_inputs(inputs: types.Object) -> None:
     )
 
 
+def store_tiles_input(inputs: types.Object, label_field: str) -> None:
+    """Whether a sliced run also writes its tile grid, for the App to draw the seams."""
+    inputs.bool(
+        "store_tiles",
+        default=False,
+        label="Draw the tile grid",
+        description=f"Also write each image's tiles to '{label_field}_tiles' "
+        "(polylines), so the App shows where the seams are",
+        view=types.CheckboxView(),
+    )
+
+
 def sharding_inputs(ctx: Any, inputs: types.Object) -> bool:
     """How many delegated workers share the run (one disjoint shard each)."""
     prop = inputs.int(

@@ -21,6 +21,8 @@ class BatchWriter:
         tags: tags added to each labelled sample.
         overwrite: a sample that failed gets its old value cleared, so the
             field never mixes two runs.
+        tiles_field: where each sample's tile grid goes (``fo.Polylines``),
+            written with its labels; ``None`` writes none.
 
     Example::
 
@@ -30,13 +32,20 @@ class BatchWriter:
     """
 
     def __init__(
-        self, dataset: fo.Dataset, label_field: str, tags: list[str], overwrite: bool
+        self,
+        dataset: fo.Dataset,
+        label_field: str,
+        tags: list[str],
+        overwrite: bool,
+        tiles_field: str | None = None,
     ) -> None:
         self.dataset = dataset
         self.label_field = label_field
         self.tags = tags
         self.overwrite = overwrite
+        self.tiles_field = tiles_field
         self.labels: dict[str, fo.Detections | None] = {}
+        self.tiles: dict[str, fo.Polylines | None] = {}
         self.metadata: dict[str, fo.ImageMetadata] = {}
         self.last_flush = time.monotonic()
 
@@ -45,9 +54,12 @@ class BatchWriter:
         sample_id: str,
         detections: fo.Detections,
         metadata: fo.ImageMetadata | None,
+        tiles: fo.Polylines | None = None,
     ) -> None:
-        """Queues one finished sample (and its metadata when it had none)."""
+        """Queues one finished sample (its metadata when it had none, its tiles if kept)."""
         self.labels[sample_id] = detections
+        if self.tiles_field is not None:
+            self.tiles[sample_id] = tiles
         if metadata is not None:
             self.metadata[sample_id] = metadata
 
@@ -56,6 +68,12 @@ class BatchWriter:
         # With overwrite, clear the old value: the field must not mix two runs.
         if self.overwrite and self.dataset.has_field(self.label_field):
             self.labels[sample_id] = None
+        if (
+            self.overwrite
+            and self.tiles_field is not None
+            and self.dataset.has_field(self.tiles_field)
+        ):
+            self.tiles[sample_id] = None
 
     def due(self) -> bool:
         """Whether a batch is full or the last write is old enough to write again."""
@@ -73,7 +91,9 @@ class BatchWriter:
             self.dataset.set_values("metadata", self.metadata, key_field="id")
         if self.labels:
             self.dataset.set_values(self.label_field, self.labels, key_field="id")
+        if self.tiles:
+            self.dataset.set_values(self.tiles_field, self.tiles, key_field="id")
             labelled = [sid for sid, dets in self.labels.items() if dets is not None]
             if self.tags and labelled:
                 self.dataset.select(labelled).tag_samples(self.tags)
-        self.labels, self.metadata = {}, {}
+        self.labels, self.metadata, self.tiles = {}, {}, {}
