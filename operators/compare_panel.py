@@ -21,8 +21,9 @@ from ..evaluation import (
     lost_view,
     recovered_view,
     rerun_comparison,
+    seam_view,
 )
-from ..evaluation.results import SIZE_METRICS, TABLES
+from ..evaluation.results import SEAM_TABLE, SIZE_METRICS, TABLES
 from ..evaluation.sizes import SIZES
 from ..evaluation.table import Table, fmt
 from . import PLUGIN_NAME
@@ -74,8 +75,10 @@ class ComparisonPanel(foo.Panel):
                 "stale": not is_current(ctx.dataset, comparison),
                 "summary": summary_markdown(comparison),
                 "fields": comparison.fields,
+                "sliced_fields": [r.field for r in comparison.runs if r.seams],
                 "focus_field": focus,
                 "plot_metric": metric,
+                f"{SEAM_TABLE.name}_table": [],  # no seams unless a run is sliced
                 **{f"{t.name}_table": t.rows for t in comparison.tables()},
             }
         )
@@ -132,6 +135,13 @@ class ComparisonPanel(foo.Panel):
                 lost_view(ctx.dataset, comparison.gt_field, baseline, other)
             )
 
+    def show_seam_misses(self, ctx: Any) -> None:
+        """Loads the seam objects the focused run missed or detected twice."""
+        comparison = self._comparison(ctx)
+        if comparison is not None:
+            focus = self._focus(ctx, comparison)
+            ctx.ops.set_view(seam_view(ctx.dataset, focus, comparison.gt_field))
+
     def clear_view(self, ctx: Any) -> None:
         """Shows the whole dataset again."""
         ctx.ops.clear_view()
@@ -174,6 +184,8 @@ class ComparisonPanel(foo.Panel):
             _table(panel, metrics)
             _plot(panel, ctx, self)
             _table(panel, sizes)
+            if ctx.panel.get_state(f"{SEAM_TABLE.name}_table"):
+                _seams(panel, ctx, self)
             _table(panel, speed)
         return types.Property(
             panel, view=types.GridView(orientation="vertical", gap=2, padding=2)
@@ -307,6 +319,21 @@ def _header(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
             "rerun", label="Re-run comparison", icon="refresh", on_click=owner.rerun
         )
     panel.md(ctx.panel.get_state("summary") or "", name="summary")
+
+
+def _seams(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
+    """The seam table and a button that loads the focused run's seam mistakes."""
+    _table(panel, SEAM_TABLE)
+    focus = ctx.panel.get_state("focus_field")
+    sliced = ctx.panel.get_state("sliced_fields") or []
+    if focus in sliced:
+        panel.btn(
+            "seam_misses",
+            label=f"Seam objects {focus} missed or found twice",
+            icon="grid_on",
+            variant="outlined",
+            on_click=owner.show_seam_misses,
+        )
 
 
 def _table(panel: types.Object, table: Table) -> None:
