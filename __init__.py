@@ -43,6 +43,8 @@ _SDK = {
     "load_comparison": ".evaluation",
     "delete_comparisons": ".evaluation",
     "seam_view": ".evaluation",
+    "find_slice_settings": ".evaluation",
+    "load_sweep": ".evaluation",
     "predict_sliced": ".slicer",
     "predict_full_image": ".slicer",
     "tile_boxes": ".slicer",

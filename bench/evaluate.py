@@ -16,6 +16,7 @@ from sliced_inference.evaluation.ap import (
     box_iou,
     evaluate50,
     mask_iou,
+    seam_parts,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "box_iou",
     "evaluate50",
     "mask_iou",
+    "seam_parts",
 ]

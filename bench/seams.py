@@ -37,7 +37,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +50,8 @@ from sliced_inference.slicer import (
     tile_boxes,
 )
 from sliced_inference.slicer.sliced import EDGE_MARGIN
-from sliced_inference.slicer.tiles import crosses_seam
 
-from .evaluate import Instances, Scores50, evaluate50
+from .evaluate import Instances, Scores50, evaluate50, seam_parts
 from .report import load_average, machine_info
 from .scenes import BenchImage, generate
 
@@ -158,23 +156,12 @@ def seam_scores(
         grids: per image, the tile boxes and ``(width, height)`` that decide
             which objects are on a seam.
     """
-    on_seam = [partial(crosses_seam, tiles=t, image_wh=wh) for t, wh in grids]
-    near_seam = [
-        partial(crosses_seam, tiles=t, image_wh=wh, margin=EDGE_MARGIN)
-        for t, wh in grids
-    ]
-    return {
-        "all": evaluate50(truths, detections),
-        "seam": evaluate50(
-            truths, detections, within=on_seam, within_detections=near_seam
-        ),
-        "interior": evaluate50(
-            truths,
-            detections,
-            within=[_not(f) for f in on_seam],
-            within_detections=[_not(f) for f in near_seam],
-        ),
-    }
+    scores = {"all": evaluate50(truths, detections)}
+    for part, (within, near) in seam_parts(grids, EDGE_MARGIN).items():
+        scores[part] = evaluate50(
+            truths, detections, within=within, within_detections=near
+        )
+    return scores
 
 
 def measure_seam_loss(
@@ -240,10 +227,6 @@ def _cpu_flags() -> str:
         return "flags unknown"
     flags = set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())
     return " ".join(f for f in wanted if f in flags) or "no AVX2"
-
-
-def _not(within: Any) -> Any:
-    return lambda boxes: ~within(boxes)
 
 
 def run_set(

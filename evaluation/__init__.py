@@ -9,6 +9,8 @@
 - ``store``: eval keys, stored comparisons and their freshness;
 - ``seams``: which objects lie on a sliced run's tile seams, and how runs did
   on them (``seam_view``);
+- ``sweep``: ``find_slice_settings``, which tries slice settings on a sample and
+  recommends one; ``sweep_results``: its table, storage and loading;
 - ``ap``: COCO AP50 of predictions held in memory (numpy only).
 
 Imports FiftyOne and the SDK (for run records); never the App. Names are
@@ -36,6 +38,10 @@ _EXPORTS = {
     "recovered_view": ".views",
     "seam_view": ".seams",
     "seam_metrics": ".seams",
+    "find_slice_settings": ".sweep",
+    "SweepResult": ".sweep_results",
+    "list_sweeps": ".sweep_results",
+    "load_sweep": ".sweep_results",
 }
 
 __all__ = sorted(_EXPORTS)

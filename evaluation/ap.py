@@ -31,8 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+
+from ..slicer.tiles import crosses_seam
 
 #: COCO's "small" objects: area below 32 x 32 pixels.
 SMALL_AREA = 32.0**2
@@ -250,6 +253,37 @@ def evaluate50(
         fp=fp,
         num_truth=total,
     )
+
+
+def seam_parts(
+    grids: Sequence[tuple[np.ndarray, tuple[int, int]]], margin: float
+) -> dict[str, tuple[list[Within], list[Within]]]:
+    """The ``within`` and ``within_detections`` tests of seam and interior objects.
+
+    Ground truth is on a seam when its box crosses an interior tile edge; a
+    detection when it reaches within ``margin`` pixels of one (a detection of
+    a cut object ends at the edge). See ``slicer.tiles.crosses_seam``.
+
+    Args:
+        grids: per image, its tile boxes and ``(width, height)``.
+        margin: the detections' margin in pixels (the engine's ``EDGE_MARGIN``).
+
+    Returns:
+        ``{"seam": (within, within_detections), "interior": (...)}`` for
+        ``evaluate50``.
+    """
+    truth = [partial(crosses_seam, tiles=t, image_wh=wh) for t, wh in grids]
+    near = [
+        partial(crosses_seam, tiles=t, image_wh=wh, margin=margin) for t, wh in grids
+    ]
+    return {
+        "seam": (truth, near),
+        "interior": ([_negated(f) for f in truth], [_negated(f) for f in near]),
+    }
+
+
+def _negated(within: Within) -> Within:
+    return lambda boxes: ~within(boxes)
 
 
 def _outside(
