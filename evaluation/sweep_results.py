@@ -167,7 +167,9 @@ class SweepResult:
                     },
                 }
             )
-        note = f"{len(self.sample_ids)} sampled images; {MODES[self.mode]}."
+        images = len(self.sample_ids)
+        plural = "s" if images != 1 else ""
+        note = f"{images} sampled image{plural}; {MODES[self.mode]}."
         return Table("sweep", "Slice settings sweep", columns, rows, note)
 
     def to_dict(self) -> dict[str, Any]:

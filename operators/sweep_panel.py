@@ -12,7 +12,7 @@ from typing import Any
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..evaluation.sweep_results import SweepResult, list_sweeps, load_sweep
+from ..evaluation.sweep_results import MODES, SweepResult, list_sweeps, load_sweep
 from ..evaluation.table import Table
 from . import PLUGIN_NAME
 from .find_settings import SWEEP_PANEL_NAME
@@ -100,12 +100,13 @@ class SliceSettingsPanel(foo.Panel):
 def summary_markdown(sweep: SweepResult) -> str:
     """What was swept, on what, and the recommendation."""
     objects = f", {sweep.num_objects} objects" if sweep.num_objects else ""
+    images = len(sweep.sample_ids)
     return (
         f"**{sweep.reason}**\n\n"
-        f"{len(sweep.points)} settings of `{sweep.model}` on "
-        f"{len(sweep.sample_ids)} sampled images{objects}; {sweep.table().note} "
-        f"Time budget {sweep.budget:.2f}x the default setting's time; "
-        f"criterion {sweep.criterion}."
+        f"{len(sweep.points)} settings of `{sweep.model}` on {images} sampled "
+        f"image{'s' if images != 1 else ''}{objects}, scored by "
+        f"{MODES[sweep.mode]}. Time budget {sweep.budget:.2f}x the default "
+        f"setting's time; criterion {sweep.criterion}."
     )
 
 
