@@ -13,6 +13,7 @@ from typing import Any
 
 import fiftyone as fo
 
+from .store import runs_newest_first
 from .table import Table, fmt, fmt_ratio
 
 #: ``method`` of the FiftyOne runs that store sweeps.
@@ -133,7 +134,7 @@ class SweepResult:
             METRIC_COLUMNS if self.mode != "detections" else {}
         ) | COUNT_COLUMNS
         columns = {
-            "mark": "",
+            "mark": "note",
             "slice": "slice",
             "overlap": "overlap (px)",
             "full": "full image",
@@ -213,9 +214,7 @@ def store_sweep(
 
 def list_sweeps(samples: fo.core.collections.SampleCollection) -> list[str]:
     """Keys of the sweeps stored on the dataset of ``samples``, newest first."""
-    dataset = samples._root_dataset
-    keys = dataset.list_runs(method=SWEEP_METHOD)
-    return sorted(keys, key=lambda k: dataset.get_run_info(k).timestamp, reverse=True)
+    return runs_newest_first(samples, SWEEP_METHOD)
 
 
 def load_sweep(

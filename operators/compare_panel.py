@@ -25,9 +25,10 @@ from ..evaluation import (
 )
 from ..evaluation.results import SEAM_TABLE, SIZE_METRICS, TABLES
 from ..evaluation.sizes import SIZES
-from ..evaluation.table import Table, fmt
+from ..evaluation.table import fmt
 from . import PLUGIN_NAME
 from .compare_operator import PANEL_NAME
+from .forms import add_table
 
 #: Name of FiftyOne's built-in Model Evaluation panel.
 MODEL_EVALUATION_PANEL = "model_evaluation_panel_builtin"
@@ -181,12 +182,12 @@ class ComparisonPanel(foo.Panel):
             _header(panel, ctx, self)
             _review_buttons(panel, ctx, self)
             metrics, sizes, speed = TABLES
-            _table(panel, metrics)
+            add_table(panel, metrics)
             _plot(panel, ctx, self)
-            _table(panel, sizes)
+            add_table(panel, sizes)
             if ctx.panel.get_state(f"{SEAM_TABLE.name}_table"):
                 _seams(panel, ctx, self)
-            _table(panel, speed)
+            add_table(panel, speed)
         return types.Property(
             panel, view=types.GridView(orientation="vertical", gap=2, padding=2)
         )
@@ -323,7 +324,7 @@ def _header(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
 
 def _seams(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
     """The seam table and a button that loads the focused run's seam mistakes."""
-    _table(panel, SEAM_TABLE)
+    add_table(panel, SEAM_TABLE)
     focus = ctx.panel.get_state("focus_field")
     sliced = ctx.panel.get_state("sliced_fields") or []
     if focus in sliced:
@@ -334,14 +335,6 @@ def _seams(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
             variant="outlined",
             on_click=owner.show_seam_misses,
         )
-
-
-def _table(panel: types.Object, table: Table) -> None:
-    """A ``TableView`` of one of the comparison's tables (rows live in panel state)."""
-    view = types.TableView()
-    for key, label in table.columns.items():
-        view.add_column(key, label=label)
-    panel.list(f"{table.name}_table", types.Object(), view=view, label=table.title)
 
 
 def _plot(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:

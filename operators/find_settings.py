@@ -62,10 +62,7 @@ class FindSliceSettings(foo.Operator):
         )
 
     def resolve_placement(self, ctx: Any) -> types.Placement:
-        return types.Placement(
-            types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
-            types.Button(label=self.config.label, icon=self.config.icon, prompt=True),
-        )
+        return forms.grid_button(self.config)
 
     def resolve_delegation(self, ctx: Any) -> bool | None:
         return ctx.params.get("delegate")

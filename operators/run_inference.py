@@ -72,10 +72,7 @@ class _InferenceOperator(foo.Operator):
         raise NotImplementedError
 
     def resolve_placement(self, ctx: Any) -> types.Placement:
-        return types.Placement(
-            types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
-            types.Button(label=self.config.label, icon=self.config.icon, prompt=True),
-        )
+        return forms.grid_button(self.config)
 
     def resolve_delegation(self, ctx: Any) -> bool | None:
         # A shard dispatcher only queues work: always immediate. Otherwise the

@@ -16,6 +16,7 @@ from ..evaluation.sweep_results import MODES, SweepResult, list_sweeps, load_swe
 from ..evaluation.table import Table
 from . import PLUGIN_NAME
 from .find_settings import SWEEP_PANEL_NAME
+from .forms import add_table
 
 _FIND_URI = f"{PLUGIN_NAME}/find_slice_settings"
 _RUN_URI = f"{PLUGIN_NAME}/run_sliced_inference"
@@ -91,7 +92,7 @@ class SliceSettingsPanel(foo.Panel):
         else:
             _header(panel, ctx, self)
             columns = ctx.panel.get_state("sweep_columns") or {}
-            _table(panel, Table("sweep", "Slice settings sweep", columns))
+            add_table(panel, Table("sweep", "Slice settings sweep", columns))
         return types.Property(
             panel, view=types.GridView(orientation="vertical", gap=2, padding=2)
         )
@@ -173,10 +174,3 @@ def _header(panel: types.Object, ctx: Any, owner: SliceSettingsPanel) -> None:
         "sweep_again", label="Sweep again", icon="tune", on_click=owner.prompt_sweep
     )
     row.btn("refresh", label="Refresh", icon="refresh", on_click=owner.refresh)
-
-
-def _table(panel: types.Object, table: Table) -> None:
-    view = types.TableView()
-    for key, label in table.columns.items():
-        view.add_column(key, label=label or " ")
-    panel.list(f"{table.name}_table", types.Object(), view=view, label=table.title)

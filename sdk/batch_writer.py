@@ -91,9 +91,9 @@ class BatchWriter:
             self.dataset.set_values("metadata", self.metadata, key_field="id")
         if self.labels:
             self.dataset.set_values(self.label_field, self.labels, key_field="id")
-        if self.tiles:
-            self.dataset.set_values(self.tiles_field, self.tiles, key_field="id")
             labelled = [sid for sid, dets in self.labels.items() if dets is not None]
             if self.tags and labelled:
                 self.dataset.select(labelled).tag_samples(self.tags)
+        if self.tiles:
+            self.dataset.set_values(self.tiles_field, self.tiles, key_field="id")
         self.labels, self.metadata, self.tiles = {}, {}, {}
