@@ -58,6 +58,7 @@ import numpy as np
 
 from ..sdk.model_cache import cached_model, describe_model
 from ..slicer import (
+    ImageError,
     MergeConfig,
     ModelOptions,
     Predictions,
@@ -147,6 +148,8 @@ def find_slice_settings(
     """
     _check(samples, gt_field, num_samples, time_budget, native_max_pixels)
     merge_params = [parse_merge(m) for m in merges]
+    for overlap in overlaps:
+        SliceOptions(overlap=overlap)  # a bad ratio fails before any inference
     view = samples.exists(gt_field) if gt_field else samples.view()
     if len(view) > num_samples:
         view = view.take(num_samples, seed=seed)
@@ -177,12 +180,16 @@ def find_slice_settings(
     points = _grid_points(sizes, overlaps, full_image_pass, merge_params)
     observed = _predict(
         tile_model,
-        paths,
+        dict(zip(ids, paths, strict=True)),
         points,
         confidence,
         native=mode == "agreement",
         progress=progress,
     )
+    if observed.skipped:
+        keep = [i for i, sid in enumerate(ids) if sid not in observed.skipped]
+        ids = [ids[i] for i in keep]
+        truths = None if truths is None else [truths[i] for i in keep]
     if mode == "agreement":
         truths = [
             Instances(p.boxes, p.class_ids)
@@ -199,6 +206,7 @@ def find_slice_settings(
         ids,
         truths,
     )
+    result.skipped = observed.skipped
     result.settings = {
         "slice_sizes": sizes,
         "overlaps": list(overlaps),
@@ -260,35 +268,47 @@ def parse_merge(spec: str) -> dict[str, str]:
 
 @dataclass
 class _Observed:
-    """Per image: unmerged predictions of each tile grid, full and native passes, and their times."""
+    """Per image: unmerged predictions of each tile grid, full and native passes, and their times.
+
+    ``skipped``: sample id -> why its image could not be read (left out).
+    """
 
     unmerged: list[dict[tuple, tuple[Unmerged, float]]]
     same_tiles: list[dict[tuple, tuple]]
     full: list[tuple[Predictions, float]] | None
     native: list[Predictions] | None
-    image_wh: list[tuple[int, int]]
+    skipped: dict[str, str]
 
 
 def _predict(
     model: TileModel,
-    paths: Sequence[str],
+    paths: dict[str, str],
     points: Sequence[dict[str, Any]],
     confidence: float,
     *,
     native: bool,
     progress: bool | ProgressCallback | None,
 ) -> _Observed:
-    """Runs every tile grid (once), the full-image pass and the native pass on each image."""
+    """Runs every tile grid (once), the full-image pass and the native pass on each image.
+
+    ``paths``: sample id -> image path; an unreadable image is skipped.
+    """
     grids = list(dict.fromkeys((p["slice_wh"], p["overlap"]) for p in points))
     with_full = any(p["full_image_pass"] for p in points)
-    observed = _Observed([], [], [] if with_full else None, [] if native else None, [])
+    observed = _Observed([], [], [] if with_full else None, [] if native else None, {})
     callback = progress if callable(progress) else None
     bar_setting = None if callback else progress
     with fou.ProgressBar(total=len(paths), progress=bar_setting) as bar:
-        for done, path in enumerate(paths):
-            image = load_image(path)
+        for done, (sample_id, path) in enumerate(paths.items()):
+            bar.update()
+            if callback is not None:
+                callback((done + 1) / len(paths), f"{done + 1}/{len(paths)} images")
+            try:
+                image = load_image(path)
+            except ImageError as error:
+                observed.skipped[sample_id] = str(error)
+                continue
             height, width = image.shape[:2]
-            observed.image_wh.append((width, height))
             by_tiles: dict[bytes, tuple] = {}
             per_grid, same = {}, {}
             for grid in grids:
@@ -318,9 +338,11 @@ def _predict(
                     confidence=confidence,
                 )
                 observed.native.append(native_preds)
-            bar.update()
-            if callback is not None:
-                callback((done + 1) / len(paths), f"{done + 1}/{len(paths)} images")
+    if len(observed.skipped) == len(paths):
+        raise ValueError(
+            "no sampled image could be read: "
+            + "; ".join(list(observed.skipped.values())[:3])
+        )
     return observed
 
 

@@ -103,6 +103,8 @@ class SweepResult:
         num_objects: ground-truth objects on them (``None`` without).
         settings: the sweep's own arguments (sizes, overlaps, merges, ...).
         key: run key it is stored under.
+        skipped: sampled sample id -> why its image could not be read (left
+            out of the sweep).
     """
 
     points: list[SweepPoint]
@@ -117,6 +119,7 @@ class SweepResult:
     num_objects: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     key: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def recommendation(self) -> SweepPoint | None:

@@ -152,6 +152,26 @@ def test_without_ground_truth_it_says_what_it_measured(dataset, det_model_path) 
     assert "No recommendation" in counts_only.reason
 
 
+def test_an_unreadable_image_is_left_out_not_the_sweep(
+    dataset, det_model_path, session_dir
+) -> None:
+    broken = session_dir / "sweep-broken.jpg"
+    broken.write_bytes(b"not an image")
+    (bad_id,) = dataset.add_samples(
+        [fo.Sample(filepath=str(broken), ground_truth=dataset.first().ground_truth)]
+    )
+    try:
+        view = dataset.select([bad_id, dataset.first().id])
+        sweep = si.find_slice_settings(
+            view, str(det_model_path), "ground_truth", key="si_sweep_broken", **SMALL
+        )
+        assert list(sweep.skipped) == [bad_id]
+        assert sweep.sample_ids == [dataset.first().id]
+        assert sweep.recommendation is not None
+    finally:
+        dataset.delete_samples(bad_id)
+
+
 def test_slice_sizes_follow_the_model_and_the_objects() -> None:
     assert candidate_slice_sizes(320, np.array([10.0, 20, 30]), 4000) == [
         320,
