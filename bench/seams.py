@@ -52,7 +52,7 @@ from sliced_inference.slicer import (
 from sliced_inference.slicer.sliced import EDGE_MARGIN
 
 from .evaluate import Instances, Scores50, evaluate50, seam_parts
-from .report import load_average, machine_info
+from .report import load_average, machine_info, write_section
 from .scenes import BenchImage, generate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +65,8 @@ SCENE_SETS = {
 SIZES = [(1600, 1200), (2000, 1500), (2400, 1800), (1800, 1350)]
 QUICK_SIZES = [(1600, 1200)]
 FIRST_SEED = 700
-#: Markers of this task's section in a shared Markdown file.
-SECTION_START, SECTION_END = "<!-- bench.seams:start -->", "<!-- bench.seams:end -->"
+#: This task's name in a shared Markdown file (``report.write_section``).
+TASK = "bench.seams"
 
 
 def settings_rows(model_imgsz: int) -> dict[str, dict[str, Any]]:
@@ -298,20 +298,6 @@ def render(sets: Sequence[SceneSet], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Puts ``text`` between this task's markers in ``path`` (replaced, or appended)."""
-    block = f"{SECTION_START}\n{text}{SECTION_END}\n"
-    old = path.read_text() if path.exists() else ""
-    pattern = re.compile(
-        re.escape(SECTION_START) + r".*?" + re.escape(SECTION_END) + r"\n?", re.S
-    )
-    if pattern.search(old):
-        new = pattern.sub(lambda _: block, old)
-    else:
-        new = old + ("\n" if old and not old.endswith("\n\n") else "") + block
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -345,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": info.get("commit", ""),
         "minutes": (time.time() - started) / 60,
     }
-    write_section(args.out, render(sets, meta))
+    write_section(args.out, TASK, render(sets, meta))
     raw = {"meta": {**info, **meta}, "sets": [asdict(s) for s in sets]}
     args.out.with_suffix(".seams.json").write_text(
         json.dumps(raw, indent=1, default=float)
