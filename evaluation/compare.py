@@ -109,7 +109,10 @@ def compare_runs(
             (FiftyOne's default) or a callable, as FiftyOne's ``progress``.
 
     Returns:
-        a ``Comparison``.
+        a ``Comparison``. Runs written by ``apply_sliced_model`` also get
+        ``seams``: their metrics on the ground truth their tile seams cross
+        and on the rest, and the baseline's on the same objects
+        (``evaluation.seams``).
 
     Example::
 
