@@ -242,8 +242,9 @@ def merge_detections(
         first, second = _provenance_matches(predictions, tiles, image_wh, config)
     else:
         first, second = _classic_matches(predictions, config)
+    fragments = predictions.truncated if config.strategy == "provenance" else None
     keepers, cluster_of = _cluster(
-        order, first, second, _transitive(predictions, config.strategy)
+        order, first, second, _transitive(predictions, config.strategy), fragments
     )
     if config.strategy == "nms":
         union = np.zeros(len(keepers), dtype=bool)
@@ -373,7 +374,11 @@ def _transitive(preds: Predictions, strategy: str) -> np.ndarray:
 
 
 def _cluster(
-    order: np.ndarray, first: np.ndarray, second: np.ndarray, transitive: np.ndarray
+    order: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    transitive: np.ndarray,
+    fragments: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy clustering: the first unassigned detection in ``order`` absorbs its unassigned matches.
 
@@ -382,6 +387,13 @@ def _cluster(
     A keeper whose ``transitive`` flag is set goes on absorbing the matches
     of what it absorbed (a breadth-first walk). Every detection is visited
     once; work per keeper is vectorised over its matches.
+
+    ``fragments`` (provenance: the truncated detections): a keeper also
+    absorbs the unassigned fragments matched to the complete detections it
+    absorbed. A fragment at one tile's edge matches the object's complete
+    view in the neighbouring tile; when that view joins a keeper from a third
+    source (e.g. the same object whole in the fragment's own tile), the
+    fragment belongs to that cluster too, not to a cluster of its own.
 
     With provenance, every complete detection precedes every truncated one,
     so by the time a truncated keeper starts, all complete detections are
@@ -405,6 +417,9 @@ def _cluster(
             fresh = np.unique(frontier[cluster_of[frontier] < 0])
             cluster_of[fresh] = c
             if not transitive[i]:
+                if fragments is not None:
+                    around = _neighbours(indptr, indices, fresh[~fragments[fresh]])
+                    cluster_of[around[(cluster_of[around] < 0) & fragments[around]]] = c
                 break
             frontier = _neighbours(indptr, indices, fresh)
     # Detections with no match are clusters of their own.

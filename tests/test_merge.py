@@ -128,6 +128,18 @@ def test_a_short_or_mislabelled_fragment_joins_the_whole_object() -> None:
     assert len(_merge(_preds(outside, whole))) == 2
 
 
+def test_a_fragment_joins_the_cluster_its_match_joined() -> None:
+    """A model may box part of an object at a tile edge as well as the whole of
+    it (NMS keeps both: their IoU is low). The part matches the other tile's
+    view, never its own tile's; it follows that view into its cluster."""
+    whole_1 = ([391, 200, 430, 240], 0.72, 0, 1, False)  # tile 1, 3 px from its edge
+    part_1 = ([389, 202, 405, 225], 0.35, 0, 1, True)  # tile 1, touching the edge
+    whole_0 = ([391, 200, 430, 240], 0.70, 0, 0, False)  # tile 0 sees it whole
+    merged = _merge(_preds(whole_1, part_1, whole_0))
+    assert merged.boxes.tolist() == [whole_1[0]]
+    assert merged.scores.tolist() == pytest.approx([0.72])
+
+
 def test_distinct_classes_stay_apart_below_the_cross_class_threshold() -> None:
     preds = _preds(
         ([440, 300, 500, 340], 0.8, 0, 0, False),
