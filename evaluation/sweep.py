@@ -299,51 +299,60 @@ def _predict(
     callback = progress if callable(progress) else None
     bar_setting = None if callback else progress
     with fou.ProgressBar(total=len(paths), progress=bar_setting) as bar:
-        for done, (sample_id, path) in enumerate(paths.items()):
-            bar.update()
-            if callback is not None:
-                callback((done + 1) / len(paths), f"{done + 1}/{len(paths)} images")
+        for done, (sample_id, path) in enumerate(paths.items(), start=1):
             try:
                 image = load_image(path)
             except ImageError as error:
                 observed.skipped[sample_id] = str(error)
-                continue
-            height, width = image.shape[:2]
-            by_tiles: dict[bytes, tuple] = {}
-            per_grid, same = {}, {}
-            for grid in grids:
-                options = SliceOptions(
-                    slice_wh=grid[0], overlap=grid[1], confidence=confidence
-                )
-                tiles = tile_boxes((width, height), options.slice_wh, options.overlap)
-                signature = tiles.tobytes()
-                if signature in by_tiles:
-                    per_grid[grid] = per_grid[by_tiles[signature]]
-                    same[grid] = by_tiles[signature]
-                    continue
-                by_tiles[signature] = grid
-                per_grid[grid] = _timed(predict_unmerged, image, model, options)
-            observed.unmerged.append(per_grid)
-            observed.same_tiles.append(same)
-            if observed.full is not None:
-                observed.full.append(
-                    _timed(predict_full_image, image, model, confidence=confidence)
-                )
-            if observed.native is not None:
-                native_preds, _ = _timed(
-                    predict_full_image,
-                    image,
-                    model,
-                    imgsz=max(width, height),
-                    confidence=confidence,
-                )
-                observed.native.append(native_preds)
+            else:
+                _observe(observed, image, model, grids, confidence)
+            bar.update()
+            if callback is not None:
+                callback(done / len(paths), f"{done}/{len(paths)} images")
     if len(observed.skipped) == len(paths):
         raise ValueError(
             "no sampled image could be read: "
             + "; ".join(list(observed.skipped.values())[:3])
         )
     return observed
+
+
+def _observe(
+    observed: _Observed,
+    image: np.ndarray,
+    model: TileModel,
+    grids: Sequence[tuple],
+    confidence: float,
+) -> None:
+    """One image's predictions: each distinct tile grid once, then the whole-image passes."""
+    height, width = image.shape[:2]
+    by_tiles: dict[bytes, tuple] = {}
+    per_grid, same = {}, {}
+    for grid in grids:
+        options = SliceOptions(slice_wh=grid[0], overlap=grid[1], confidence=confidence)
+        tiles = tile_boxes((width, height), options.slice_wh, options.overlap)
+        signature = tiles.tobytes()
+        if signature in by_tiles:
+            per_grid[grid] = per_grid[by_tiles[signature]]
+            same[grid] = by_tiles[signature]
+            continue
+        by_tiles[signature] = grid
+        per_grid[grid] = _timed(predict_unmerged, image, model, options)
+    observed.unmerged.append(per_grid)
+    observed.same_tiles.append(same)
+    if observed.full is not None:
+        observed.full.append(
+            _timed(predict_full_image, image, model, confidence=confidence)
+        )
+    if observed.native is not None:
+        native, _ = _timed(
+            predict_full_image,
+            image,
+            model,
+            imgsz=max(width, height),
+            confidence=confidence,
+        )
+        observed.native.append(native)
 
 
 def _evaluate_point(
