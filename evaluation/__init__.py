@@ -17,26 +17,49 @@
 - ``sizes``: COCO's size ranges and size-filtered views;
 - ``views``: the recovered / lost review views;
 - ``store``: eval keys, stored comparisons, their freshness and clean-up;
-- ``logs``: FiftyOne's evaluation log lines kept quiet (the reference path).
+- ``logs``: FiftyOne's evaluation log lines kept quiet (the reference path);
+- ``seams``: which objects lie on a sliced run's tile seams, and how runs did
+  on them (``seam_view``);
+- ``sweep``: ``find_slice_settings``, which tries slice settings on a sample and
+  recommends one; ``sweep_results``: its table, storage and loading;
+- ``ap``: COCO AP50 of predictions held in memory (numpy only).
 
-Imports FiftyOne and the SDK (for run records); never the App.
+Imports FiftyOne and the SDK (for run records); never the App. Names are
+imported on first use, so ``evaluation.ap`` loads without FiftyOne (the
+benchmarks' child processes use it).
 """
 
-from .compare import compare_runs, rerun_comparison
-from .results import Comparison, Metrics, RunMetrics
-from .store import delete_comparisons, is_current, list_comparisons, load_comparison
-from .views import lost_view, recovered_view
+from __future__ import annotations
 
-__all__ = [
-    "Comparison",
-    "Metrics",
-    "RunMetrics",
-    "compare_runs",
-    "delete_comparisons",
-    "is_current",
-    "list_comparisons",
-    "load_comparison",
-    "lost_view",
-    "recovered_view",
-    "rerun_comparison",
-]
+import importlib
+from typing import Any
+
+# Public name -> submodule that defines it.
+_EXPORTS = {
+    "Comparison": ".results",
+    "Metrics": ".results",
+    "RunMetrics": ".results",
+    "compare_runs": ".compare",
+    "delete_comparisons": ".store",
+    "rerun_comparison": ".compare",
+    "is_current": ".store",
+    "list_comparisons": ".store",
+    "load_comparison": ".store",
+    "lost_view": ".views",
+    "recovered_view": ".views",
+    "seam_view": ".seams",
+    "seam_metrics": ".seams",
+    "find_slice_settings": ".sweep",
+    "SweepResult": ".sweep_results",
+    "list_sweeps": ".sweep_results",
+    "load_sweep": ".sweep_results",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)

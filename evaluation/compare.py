@@ -81,6 +81,7 @@ from .objects import Images, Objects, count_masks
 from .results import Comparison, Metrics, RunMetrics
 from .run_match import RunMatch
 from .run_state import unfinished_note, wait_for_runs, warn_unfinished
+from .seams import add_seam_metrics
 from .sizes import COCO_SIZE_THRESHOLDS, size_ranges
 from .store import (
     DEFAULT_PREFIX,
@@ -196,7 +197,10 @@ def compare_runs(
             process that died on another machine.
 
     Returns:
-        a ``Comparison``.
+        a ``Comparison``. Runs written by ``apply_sliced_model`` also get
+        ``seams``: their metrics on the ground truth their tile seams cross
+        and on the rest, and the baseline's on the same objects
+        (``evaluation.seams``).
 
     Raises:
         RunInProgressError: a run is writing a compared field (see ``wait``).
@@ -254,6 +258,7 @@ def iter_compare_runs(
         runs.append(_stored_run(samples, match, keys[name], s, images, masks[name]))
         found.append(match.gt_found)
     _count_recovered_and_lost(runs, found)
+    add_seam_metrics(samples, gt_field, runs)
     warn_unfinished({run.field: run.unfinished for run in runs if run.unfinished})
     comparison = Comparison(
         gt_field=gt_field,

@@ -52,6 +52,20 @@ SPEED_TABLE = Table(
     },
 )
 TABLES = (METRICS_TABLE, SIZE_TABLE, SPEED_TABLE)
+#: Sliced runs on the objects their tile seams cross, and on the others.
+SEAM_TABLE = Table(
+    "seams",
+    "At tile seams (sliced runs; ground truth crossing an interior tile edge)",
+    {
+        "run": "run",
+        "objects": "objects (GT)",
+        "AP50": "AP50",
+        "recall": "recall",
+        **_COUNT_COLUMNS,
+        "baseline_AP50": "baseline AP50",
+        "baseline_recall": "baseline recall",
+    },
+)
 
 
 @dataclass
@@ -116,6 +130,10 @@ class RunMetrics:
         unfinished: what the run's record says is missing from its
             predictions (e.g. ``"interrupted after 18 of 20 images"``);
             ``None`` for a complete run.
+        seams: for a sliced run, its metrics on the ground truth its tile
+            seams cross (``seam``) and on the rest (``interior``); see
+            ``evaluation.seams``.
+        seams_baseline: the first run's metrics on the same two parts.
     """
 
     field: str
@@ -128,6 +146,8 @@ class RunMetrics:
     lost: int | None = None
     eval_timestamp: str | None = None
     unfinished: str | None = None
+    seams: dict[str, Metrics] | None = None
+    seams_baseline: dict[str, Metrics] | None = None
 
     @property
     def label(self) -> str:
@@ -150,6 +170,9 @@ class RunMetrics:
         d = dict(d)
         d["overall"] = Metrics(**d["overall"])
         d["by_size"] = {k: Metrics(**v) for k, v in d["by_size"].items()}
+        for name in ("seams", "seams_baseline"):
+            if d.get(name) is not None:
+                d[name] = {k: Metrics(**v) for k, v in d[name].items()}
         return cls(**d)
 
 
@@ -268,8 +291,11 @@ class Comparison:
         ]
 
     def tables(self) -> list[Table]:
-        """The comparison's tables: overall metrics, by object size, speed."""
-        return [self._overall_table(), self._size_table(), self._speed_table()]
+        """The comparison's tables: overall metrics, by object size, speed, and
+        at tile seams when a run is sliced."""
+        tables = [self._overall_table(), self._size_table(), self._speed_table()]
+        seams = self._seam_table()
+        return tables + [seams] if seams.rows else tables
 
     def to_dict(self) -> dict[str, Any]:
         """The comparison as JSON-friendly data (differences included)."""
@@ -337,6 +363,24 @@ class Comparison:
                     rows.append({"size": "", "run": self._delta_label(), **cells})
         return replace(SIZE_TABLE, rows=rows)
 
+    def _seam_table(self) -> Table:
+        rows = []
+        for run in self.runs:
+            for part, m in (run.seams or {}).items():
+                base = (run.seams_baseline or {}).get(part)
+                rows.append(
+                    {
+                        "run": f"{run.field}: {part}",
+                        "objects": str(m.num_gt),
+                        "AP50": fmt(m.AP50),
+                        "recall": fmt(m.recall),
+                        **{k: str(getattr(m, k)) for k in _COUNTS},
+                        "baseline_AP50": fmt(base.AP50) if base else "",
+                        "baseline_recall": fmt(base.recall) if base else "",
+                    }
+                )
+        return replace(SEAM_TABLE, rows=rows)
+
     def _speed_table(self) -> Table:
         ratios = [1.0 if self.baseline.seconds else None]
         ratios += [d["time_ratio"] for d in self.differences()]
@@ -354,7 +398,15 @@ class Comparison:
 
 
 #: Run-record settings that say nothing about the predictions.
-_HIDDEN_SETTINGS = {"overwrite", "skip_existing", "tags", "progress", "device", "shard"}
+_HIDDEN_SETTINGS = {
+    "overwrite",
+    "skip_existing",
+    "tags",
+    "progress",
+    "device",
+    "shard",
+    "tiles_field",
+}
 
 
 def describe_run(info: dict[str, Any]) -> str:

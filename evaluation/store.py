@@ -130,8 +130,15 @@ def comparison_key_for(
 
 def list_comparisons(samples: fo.core.collections.SampleCollection) -> list[str]:
     """Keys of the comparisons stored on the dataset of ``samples``, newest first."""
+    return runs_newest_first(samples, COMPARISON_METHOD)
+
+
+def runs_newest_first(
+    samples: fo.core.collections.SampleCollection, method: str
+) -> list[str]:
+    """Keys of the FiftyOne runs of ``method`` on the dataset of ``samples``, newest first."""
     dataset = samples._root_dataset
-    keys = dataset.list_runs(method=COMPARISON_METHOD)
+    keys = dataset.list_runs(method=method)
     return sorted(keys, key=lambda k: dataset.get_run_info(k).timestamp, reverse=True)
 
 

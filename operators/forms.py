@@ -44,6 +44,22 @@ MERGING = ("merge", "merge_metric", "merge_threshold", "class_agnostic")
 FILTERING = ("confidence", "classes", "max_detections")
 
 
+def grid_button(config: Any) -> types.Placement:
+    """A button for an operator (its label and icon) above the samples grid."""
+    return types.Placement(
+        types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
+        types.Button(label=config.label, icon=config.icon, prompt=True),
+    )
+
+
+def add_table(panel: types.Object, table: Any) -> None:
+    """A ``TableView`` of a ``Table`` whose rows live in panel state ``<name>_table``."""
+    view = types.TableView()
+    for key, label in table.columns.items():
+        view.add_column(key, label=label)
+    panel.list(f"{table.name}_table", types.Object(), view=view, label=table.title)
+
+
 def target_inputs(ctx: Any, inputs: types.Object) -> int:
     """Adds the standard target choice (dataset / current view / selected samples).
 
@@ -258,6 +274,18 @@ def prelabel_inputs(inputs: types.Object) -> None:
         label="Tag labelled samples",
         description="Tags added to every sample the run labels, e.g. 'to_review'",
         view=types.AutocompleteView(allow_user_input=True, allow_duplicates=False),
+    )
+
+
+def store_tiles_input(inputs: types.Object, label_field: str) -> None:
+    """Whether a sliced run also writes its tile grid, for the App to draw the seams."""
+    inputs.bool(
+        "store_tiles",
+        default=False,
+        label="Draw the tile grid",
+        description=f"Also write each image's tiles to '{label_field}_tiles' "
+        "(polylines), so the App shows where the seams are",
+        view=types.CheckboxView(),
     )
 
 

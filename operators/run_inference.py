@@ -46,6 +46,8 @@ _CALL_KEYWORDS = {
     "allow_mixed_settings",
     "tags",
 }
+#: Keywords only sliced runs take.
+_SLICED_KEYWORDS = {"store_tiles"}
 #: Least seconds between two progress updates sent to the App or the database.
 PROGRESS_INTERVAL_S = 0.5
 
@@ -86,10 +88,7 @@ class _InferenceOperator(foo.Operator):
         raise NotImplementedError
 
     def resolve_placement(self, ctx: Any) -> types.Placement:
-        return types.Placement(
-            types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
-            types.Button(label=self.config.label, icon=self.config.icon, prompt=True),
-        )
+        return forms.grid_button(self.config)
 
     def resolve_delegation(self, ctx: Any) -> bool | None:
         # A shard dispatcher only queues work: always immediate. A run whose
@@ -184,7 +183,9 @@ class _InferenceOperator(foo.Operator):
             raise ModelLoadError(problem)
         shard = params.get("shard_index")
         settings = {k: params[k] for k in self.options_cls.settings() if k in params}
-        make = sliced_run if self.options_cls is SliceOptions else baseline_run
+        sliced = self.options_cls is SliceOptions
+        extra = {"store_tiles": bool(params.get("store_tiles"))} if sliced else {}
+        make = sliced_run if sliced else baseline_run
         return make(
             ctx.target_view(),
             params["model"],
@@ -200,6 +201,7 @@ class _InferenceOperator(foo.Operator):
             token=_secret(ctx, "HF_TOKEN"),
             shard=None if shard is None else (shard, params["num_shards"]),
             run_id=params.get("run_id"),
+            **extra,
         )
 
     def _run_inputs(self, ctx: Any, inputs: types.Object) -> None:
@@ -220,11 +222,14 @@ class _InferenceOperator(foo.Operator):
     ) -> Any:
         """``__call__``: checks the keywords, then runs the operator on their JSON form."""
         settings = self.options_cls.settings()
-        unknown = set(keywords) - set(settings) - _CALL_KEYWORDS
+        allowed = _CALL_KEYWORDS | (
+            _SLICED_KEYWORDS if self.options_cls is SliceOptions else set()
+        )
+        unknown = set(keywords) - set(settings) - allowed
         if unknown:
             raise TypeError(
                 f"{self.config.name} got unknown keyword(s) {sorted(unknown)}; it "
-                f"takes {', '.join([*settings, *sorted(_CALL_KEYWORDS)])}"
+                f"takes {', '.join([*settings, *sorted(allowed)])}"
             )
         # Bad values fail here, in the caller's words, not in the operator.
         self.options_cls.from_params(
@@ -292,6 +297,7 @@ class RunSlicedInference(_InferenceOperator):
         for group in (forms.SLICING, forms.MERGING, forms.FILTERING):
             forms.settings_inputs(ctx, inputs, SliceOptions, group)
         forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
+        forms.store_tiles_input(inputs, ctx.params.get("label_field") or "sliced")
 
     def __call__(
         self,
@@ -315,7 +321,7 @@ class RunSlicedInference(_InferenceOperator):
             delegate: queue a delegated operation instead of running now.
             **keywords: the settings of ``apply_sliced_model`` (``slice_wh``,
                 ``overlap``, ``merge``, ..., ``device``, ``overwrite``,
-                ``skip_existing``, ``tags``).
+                ``skip_existing``, ``tags``, ``store_tiles``).
 
         Returns:
             an ``ExecutionResult``; ``.result`` is the run's summary dict when

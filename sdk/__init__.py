@@ -20,7 +20,7 @@ from .inference import (
 )
 from .label_fields import LabelFieldError, check_label_field, label_field_problem
 from .model_cache import absolute_model_path, cached_model, clear_model_cache
-from .run import InferenceRun, InferenceSummary
+from .run import InferenceRun, InferenceSummary, tiles_field
 from .run_records import delete_runs, get_run_history, get_run_info, list_runs
 from .shards import shard_of, shard_view, shard_views
 
@@ -46,4 +46,5 @@ __all__ = [
     "shard_view",
     "shard_views",
     "sliced_run",
+    "tiles_field",
 ]

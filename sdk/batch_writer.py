@@ -21,10 +21,13 @@ class BatchWriter:
         dataset: the dataset written to.
         label_field: the field the labels go to.
         tags: tags added to each labelled sample.
+        tiles_field: where each sample's tile grid goes (``fo.Polylines``),
+            written with its labels; ``None`` writes none.
 
-    A sample is written only once it is finished (labels and, when it had
-    none, its metadata): nothing is written for a sample that failed, so an
-    ``overwrite`` run keeps the previous labels of an image it could not read.
+    A sample is written only once it is finished (labels, its tiles and, when
+    it had none, its metadata): nothing is written for a sample that failed,
+    so an ``overwrite`` run keeps the previous labels of an image it could not
+    read.
 
     Example::
 
@@ -33,11 +36,19 @@ class BatchWriter:
         >>> writer.flush()  # doctest: +SKIP
     """
 
-    def __init__(self, dataset: fo.Dataset, label_field: str, tags: list[str]) -> None:
+    def __init__(
+        self,
+        dataset: fo.Dataset,
+        label_field: str,
+        tags: list[str],
+        tiles_field: str | None = None,
+    ) -> None:
         self.dataset = dataset
         self.label_field = label_field
         self.tags = tags
+        self.tiles_field = tiles_field
         self.labels: dict[str, fo.Detections] = {}
+        self.tiles: dict[str, fo.Polylines | None] = {}
         self.metadata: dict[str, fo.ImageMetadata] = {}
         self.last_flush = time.monotonic()
 
@@ -46,9 +57,12 @@ class BatchWriter:
         sample_id: str,
         detections: fo.Detections,
         metadata: fo.ImageMetadata | None,
+        tiles: fo.Polylines | None = None,
     ) -> None:
-        """Queues one finished sample (and its metadata when it had none)."""
+        """Queues one finished sample (its metadata when it had none, its tiles if kept)."""
         self.labels[sample_id] = detections
+        if self.tiles_field is not None:
+            self.tiles[sample_id] = tiles
         if metadata is not None:
             self.metadata[sample_id] = metadata
 
@@ -60,7 +74,7 @@ class BatchWriter:
         )
 
     def flush(self) -> None:
-        """Writes what is queued (labels, metadata, tags) and empties the queue."""
+        """Writes what is queued (labels, tiles, metadata, tags) and empties the queue."""
         self.last_flush = time.monotonic()
         if not self.labels and not self.metadata:
             return
@@ -72,4 +86,6 @@ class BatchWriter:
                 # dataset.select() sees only the active group slice.
                 samples = dataset_samples(self.dataset)
                 samples.select(list(self.labels)).tag_samples(self.tags)
-        self.labels, self.metadata = {}, {}
+        if self.tiles:
+            self.dataset.set_values(self.tiles_field, self.tiles, key_field="id")
+        self.labels, self.metadata, self.tiles = {}, {}, {}

@@ -55,6 +55,7 @@ RUN_KEYWORDS = (
     "token",
     "shard",
     "run_id",
+    "store_tiles",
 )
 #: Arguments of ``apply_*`` that are not passed on as keywords.
 _POSITIONAL = ("samples", "model", "label_field", "progress")
@@ -90,6 +91,7 @@ def apply_sliced_model(
     token: str | None = None,
     shard: tuple[int, int] | None = None,
     run_id: str | None = None,
+    store_tiles: bool = False,
 ) -> InferenceSummary:
     """Runs sliced inference on every sample and writes ``fo.Detections`` to ``label_field``.
 
@@ -143,6 +145,9 @@ def apply_sliced_model(
         shard: ``(index, count)``: process only that shard of ``samples``
             (see ``shard_views``), e.g. one of several workers.
         run_id: shared by all shards of one run (one is made up if ``None``).
+        store_tiles: also write each image's tile grid as ``fo.Polylines`` to
+            ``<label_field>_tiles`` (same overwrite rules), so the App draws
+            the seams over the image.
 
     Returns:
         an ``InferenceSummary``; the run is also recorded on the dataset

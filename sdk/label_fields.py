@@ -17,19 +17,22 @@ def check_label_field(
     label_field: str,
     overwrite: bool = False,
     skip_existing: bool = False,
+    label_type: type = fo.Detections,
 ) -> None:
     """Raises ``LabelFieldError`` unless ``label_field`` may be written.
 
-    A new field is fine; an existing ``Detections`` field needs ``overwrite``
-    or ``skip_existing`` (not both); a field of any other type is never
-    written, nor is a field that stored evaluations use as ground truth
-    overwritten.
+    A new field is fine; an existing field of ``label_type`` needs
+    ``overwrite`` or ``skip_existing`` (not both); a field of any other type
+    is never written, nor is a field that stored evaluations use as ground
+    truth overwritten.
 
     Example::
 
         >>> check_label_field(dataset, "sliced")  # doctest: +SKIP
     """
-    message = label_field_problem(samples, label_field, overwrite, skip_existing)
+    message = label_field_problem(
+        samples, label_field, overwrite, skip_existing, label_type
+    )
     if message:
         raise LabelFieldError(message)
 
@@ -39,6 +42,7 @@ def label_field_problem(
     label_field: str,
     overwrite: bool = False,
     skip_existing: bool = False,
+    label_type: type = fo.Detections,
 ) -> str | None:
     """Why ``label_field`` cannot be written, or ``None`` if it can (see ``check_label_field``).
 
@@ -61,10 +65,10 @@ def label_field_problem(
     if not dataset.has_field(label_field):
         return None
     kind = dataset.get_field(label_field)
-    if getattr(kind, "document_type", None) is not fo.Detections:
+    if getattr(kind, "document_type", None) is not label_type:
         return (
             f"Field {label_field!r} already exists and holds "
-            f"{_field_type_name(kind)}, not Detections: choose another name"
+            f"{_field_type_name(kind)}, not {label_type.__name__}: choose another name"
         )
     if not overwrite and not skip_existing:
         return (

@@ -91,6 +91,40 @@ def to_detections(preds: Predictions, width: int, height: int) -> fo.Detections:
     return fo.Detections(detections=detections)
 
 
+def tile_polylines(tiles: np.ndarray, width: int, height: int) -> fo.Polylines:
+    """The tile grid as closed rectangles the App draws over the image (the seams show).
+
+    Args:
+        tiles: int ``(T, 4)`` ``xyxy`` tile boxes (``slicer.tile_boxes``).
+        width: the image's width in pixels.
+        height: its height.
+
+    Returns:
+        one unfilled ``fo.Polyline`` labelled ``"tile"`` per tile, with its
+        index as ``tile`` (the ``tile`` attribute of the run's detections).
+
+    Example::
+
+        >>> lines = tile_polylines(np.array([[0, 0, 50, 100], [40, 0, 100, 100]]), 100, 100)
+        >>> lines.polylines[1].points
+        [[(0.4, 0.0), (1.0, 0.0), (1.0, 1.0), (0.4, 1.0)]]
+    """
+    polylines = []
+    for index, (x0, y0, x1, y1) in enumerate(np.asarray(tiles).tolist()):
+        a, b = x0 / width, y0 / height
+        c, d = x1 / width, y1 / height
+        polylines.append(
+            fo.Polyline(
+                label="tile",
+                points=[[(a, b), (c, b), (c, d), (a, d)]],
+                closed=True,
+                filled=False,
+                tile=index,
+            )
+        )
+    return fo.Polylines(polylines=polylines)
+
+
 def predictions_from_detections(
     detections: fo.Detections | None,
     width: int,

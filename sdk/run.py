@@ -30,6 +30,7 @@ from ..slicer import (
     load_image,
     predict_full_image,
     predict_sliced,
+    tile_boxes,
 )
 from ..slicer.models.base import settings_in_effect
 from ..slicer.sliced import check_classes
@@ -38,7 +39,7 @@ from .dataset_doc import utc_now
 from .field_claims import FieldClaim, FieldInUseError
 from .label_fields import check_label_field
 from .label_runs import labels_role
-from .labels import to_detections
+from .labels import tile_polylines, to_detections
 from .model_cache import cached_model, describe_model
 from .run_records import MAX_STORED_ERRORS, RunRecorder
 from .sample_scope import collection_problem, labelled_ids, refresh_schema
@@ -46,10 +47,24 @@ from .shards import shard_view
 
 logger = logging.getLogger(__name__)
 
+#: Suffix of the field ``store_tiles=True`` writes the tile grid to.
+TILES_SUFFIX = "_tiles"
+
 #: A progress callback: ``(fraction done in [0, 1], label)``.
 ProgressCallback = Callable[[float, str], None]
 #: What a run id may look like (it is a key in the dataset's run records).
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def tiles_field(label_field: str) -> str:
+    """The field a sliced run's tile grid is written to (``store_tiles=True``).
+
+    Example::
+
+        >>> tiles_field("sliced")
+        'sliced_tiles'
+    """
+    return label_field + TILES_SUFFIX
 
 
 @dataclass
@@ -113,6 +128,9 @@ class InferenceRun:
         token: Hugging Face token (never recorded).
         shard: ``(index, count)``: process only that shard of ``samples``.
         run_id: shared by all shards of one run.
+        store_tiles: also write each image's tile grid to
+            ``tiles_field(label_field)`` (``fo.Polylines``), so the App draws
+            the seams; sliced runs only.
 
     Example::
 
@@ -135,6 +153,7 @@ class InferenceRun:
         token: str | None = None,
         shard: tuple[int, int] | None = None,
         run_id: str | None = None,
+        store_tiles: bool = False,
     ) -> None:
         problem = collection_problem(samples)
         if problem:
@@ -153,6 +172,16 @@ class InferenceRun:
         if isinstance(tags, str):
             tags = [tags]
         check_label_field(samples, label_field, overwrite, skip_existing)
+        self.tiles_field = None
+        if store_tiles:
+            if not isinstance(options, SliceOptions):
+                raise ConfigError(
+                    "store_tiles needs a sliced run: a baseline has no tiles"
+                )
+            self.tiles_field = tiles_field(label_field)
+            check_label_field(
+                samples, self.tiles_field, overwrite, skip_existing, fo.Polylines
+            )
         self.samples = samples
         self.dataset = samples._root_dataset
         self.model = model
@@ -269,7 +298,9 @@ class InferenceRun:
         }
         recorder = RunRecorder(self.dataset, self.label_field, self.shard, self.run_id)
         recorder.start(common, stats, labels)
-        writer = BatchWriter(self.dataset, self.label_field, self.tags)
+        writer = BatchWriter(
+            self.dataset, self.label_field, self.tags, self.tiles_field
+        )
         status, failure = "failed", None
         try:
             yield 0.0, f"Loaded model, {len(ids)} samples to process"
@@ -371,7 +402,13 @@ class InferenceRun:
         height, width = image.shape[:2]
         detections = to_detections(self.predict(image, tile_model), width, height)
         metadata = fo.ImageMetadata.build_for(path) if needs_metadata else None
-        writer.add(sample_id, detections, metadata)
+        tiles = None
+        if self.tiles_field is not None:
+            grid = tile_boxes(
+                (width, height), self.options.slice_wh, self.options.overlap
+            )
+            tiles = tile_polylines(grid, width, height)
+        writer.add(sample_id, detections, metadata, tiles)
         self.summary.processed += 1
         self.summary.num_detections += len(detections.detections)
 
@@ -389,6 +426,7 @@ class InferenceRun:
                 "skip_existing": self.skip_existing,
                 "allow_mixed_settings": self.allow_mixed_settings,
                 "tags": self.tags,
+                "tiles_field": self.tiles_field,
             },
             "settings_ignored": ignored,
             "class_names": {str(k): v for k, v in tile_model.class_names.items()},

@@ -19,8 +19,8 @@ from .models import CallableModel, TileModel, load_model, select_device
 from .options import ModelOptions, PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
 from .settings import Setting, settings_of
-from .sliced import predict_full_image, predict_sliced
-from .tiles import overlap_pixels, tile_boxes
+from .sliced import Unmerged, predict_full_image, predict_sliced, predict_unmerged
+from .tiles import crosses_seam, overlap_pixels, seam_lines, tile_boxes
 
 __all__ = [
     "FULL_IMAGE",
@@ -36,12 +36,16 @@ __all__ = [
     "SliceOptions",
     "SlicerError",
     "TileModel",
+    "Unmerged",
+    "crosses_seam",
     "load_image",
     "load_model",
     "merge_detections",
     "overlap_pixels",
     "predict_full_image",
     "predict_sliced",
+    "predict_unmerged",
+    "seam_lines",
     "select_device",
     "settings_of",
     "tile_boxes",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .images import load_image, to_rgb
-from .merge import merge_detections
+from .merge import MergeConfig, merge_detections
 from .models import BatchedTileModel, TileModel, load_model
 from .options import PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
@@ -45,6 +46,65 @@ def predict_sliced(
         >>> preds = predict_sliced("large.jpg", model, slice_wh=640, overlap=0.2)  # doctest: +SKIP
     """
     options = _options(SliceOptions, options, overrides)
+    unmerged = predict_unmerged(image, model, options)
+    return _best(unmerged.merged(options.merge), options.max_detections)
+
+
+@dataclass
+class Unmerged:
+    """An image's tile (and full-image pass) predictions before merging.
+
+    What ``predict_sliced`` merges; kept apart so that several merge settings
+    can be tried on one set of predictions (``merged``), as the settings sweep
+    does.
+
+    Attributes:
+        predictions: in full-image pixels, with ``tile_index`` and
+            ``truncated`` set; ``classes`` already applied.
+        tiles: int ``(T, 4)`` ``xyxy`` tile boxes ``tile_index`` refers to.
+        image_wh: the image's ``(width, height)``.
+        slice_wh: the slice size the tiles were cut at.
+    """
+
+    predictions: Predictions
+    tiles: np.ndarray
+    image_wh: tuple[int, int]
+    slice_wh: tuple[int, int]
+
+    def merged(self, config: MergeConfig) -> Predictions:
+        """The predictions merged with ``config`` (best first)."""
+        return merge_detections(
+            self.predictions, self.tiles, self.image_wh, config, self.slice_wh
+        )
+
+    def with_full_image(self, full: Predictions) -> Unmerged:
+        """These predictions plus a full-image pass's (``tile_index`` ``FULL_IMAGE``)."""
+        full = dataclasses.replace(
+            full,
+            tile_index=np.full(len(full), FULL_IMAGE, dtype=np.int32),
+            truncated=np.zeros(len(full), dtype=bool),
+        )
+        both = Predictions.concatenate([self.predictions, full])
+        return dataclasses.replace(self, predictions=both)
+
+
+def predict_unmerged(
+    image: np.ndarray | str | Path,
+    model: Any,
+    options: SliceOptions | None = None,
+    **overrides: Any,
+) -> Unmerged:
+    """Per-tile predictions shifted into the image, not merged yet.
+
+    Takes the arguments of ``predict_sliced``, whose merge settings and
+    ``max_detections`` it leaves to ``Unmerged.merged``.
+
+    Example::
+
+        >>> unmerged = predict_unmerged("large.jpg", model, slice_wh=640)  # doctest: +SKIP
+        >>> nms = unmerged.merged(MergeConfig(strategy="nms"))  # doctest: +SKIP
+    """
+    options = _options(SliceOptions, options, overrides)
     model = load_model(model)
     check_classes(model, options.classes)
     rgb = _as_rgb(image)
@@ -57,10 +117,7 @@ def predict_sliced(
         )
     preds = Predictions.concatenate(parts, model.class_names)
     preds = keep_classes(preds, options.classes)
-    merged = merge_detections(
-        preds, tiles, (width, height), options.merge, options.slice_wh
-    )
-    return _best(merged, options.max_detections)
+    return Unmerged(preds, tiles, (width, height), options.slice_wh)
 
 
 def predict_full_image(

@@ -141,7 +141,10 @@ class UltralyticsModel:
         device: torch device; ``None`` picks cuda, mps or cpu.
         half: run in float16 (GPU only).
         iou: IoU of the model's own per-tile NMS.
-        max_det: most detections per tile.
+        max_det: most detections per input of the size the model was trained
+            at; a larger input (a whole image at native resolution) keeps
+            proportionally more, so a whole-image run is not capped where the
+            same image in tiles is not.
         parallel: on a CPU, run two batches at once on half the cores each
             (see ``predict_batches``).
 
@@ -224,7 +227,7 @@ class UltralyticsModel:
             output,
             confidence,
             self.iou,
-            max_det=self.max_det,
+            max_det=self.max_detections(x.shape[2:]),
             nc=len(self.class_names) if self.segments else 0,
             end2end=bool(getattr(self._net, "end2end", False)),
         )
@@ -238,6 +241,18 @@ class UltralyticsModel:
                 self._to_predictions(det, proto, scale, (tile_h, tile_w), x.shape[2:])
             )
         return results
+
+    def max_detections(self, input_hw: tuple[int, int]) -> int:
+        """Most detections kept for one input of ``input_hw`` pixels.
+
+        ``max_det`` per trained input area: a 2400x1800 image at native
+        resolution holds as many objects as the 40 tiles of 320 px that cover
+        it, and Ultralytics' fixed 300 per image would cut it short.
+        """
+        trained = float(self.default_imgsz) ** 2
+        return max(
+            self.max_det, math.ceil(self.max_det * input_hw[0] * input_hw[1] / trained)
+        )
 
     def predict_batches(
         self,
@@ -360,14 +375,15 @@ class UltralyticsModel:
     ) -> list[Predictions]:
         """Fallback for networks our pipeline does not know (boxes only)."""
         tile_h, tile_w = tiles[0].shape[:2]
+        size = imgsz or max(tile_h, tile_w)
         results = self.yolo.predict(
             [
                 np.ascontiguousarray(t[..., ::-1]) for t in tiles
             ],  # YOLO.predict wants BGR
-            imgsz=imgsz or max(tile_h, tile_w),
+            imgsz=size,
             conf=confidence,
             iou=self.iou,
-            max_det=self.max_det,
+            max_det=self.max_detections((size, size)),
             device=self.device,
             half=self.half,
             verbose=False,
