@@ -14,6 +14,7 @@ small generated scenes:
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -35,7 +36,13 @@ from sliced_inference.evaluation.run_state import (
     UnfinishedRunWarning,
 )
 from sliced_inference.operators.compare_panel import ComparisonPanel
-from sliced_inference.sdk import run_records, sliced_run
+from sliced_inference.sdk import sliced_run
+from sliced_inference.sdk.dataset_doc import (
+    record_path,
+    stored_runs,
+    update_dataset_doc,
+    utc_now,
+)
 from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
 
 #: A separate process that overwrites ``sl`` one sample per database write.
@@ -161,17 +168,33 @@ def test_a_record_left_running_by_a_dead_process_does_not_block(
         check=True,
     )
     dead_pid = int(gone.stdout)
-    path = "info.sliced_inference_runs.sl"
-    run_records._update(
-        dataset,
-        {"$set": {f"{path}.status": "running", f"{path}.pid": dead_pid}},
-    )
-    with pytest.warns(UnfinishedRunWarning, match="stopped"):
-        comparison = si.compare_runs(dataset, "ground_truth", ["base", "sl"])
-    assert comparison.run("sl").unfinished.startswith("stopped (process gone)")
+    base = record_path("sl")
+    (run_id,) = stored_runs(dataset)["sl"]["runs"]
+    record = f"{base}.runs.{run_id}"
 
-    # On another machine the process cannot be checked: refused, unless allowed.
-    run_records._update(dataset, {"$set": {f"{path}.host": "another-machine"}})
+    def left_running(host: str) -> None:
+        # What a killed run leaves: its record at running, its claim held.
+        holder = {"host": host, "pid": dead_pid, "heartbeat": utc_now()}
+        update_dataset_doc(
+            dataset,
+            {
+                "$set": {
+                    f"{record}.status": "running",
+                    f"{record}.host": host,
+                    f"{record}.pid": dead_pid,
+                    f"{base}.claim": {"run_id": run_id, "holders": {"run": holder}},
+                }
+            },
+        )
+
+    left_running(socket.gethostname())
+    with pytest.warns(UnfinishedRunWarning, match="interrupted"):
+        comparison = si.compare_runs(dataset, "ground_truth", ["base", "sl"])
+    assert comparison.run("sl").unfinished.startswith("interrupted after")
+
+    # On another machine the process cannot be checked: refused while its
+    # heartbeat is fresh, unless allowed.
+    left_running("another-machine")
     with pytest.raises(RunInProgressError, match="another-machine"):
         si.compare_runs(dataset, "ground_truth", ["base", "sl"])
     with pytest.warns(UnfinishedRunWarning):
@@ -276,7 +299,7 @@ def test_an_interrupted_run_is_marked_and_warned_about(
     cut = comparison.run("cut")
     assert cut.unfinished == "interrupted after 3 of 10 images"
     assert comparison.run("base").unfinished is None
-    overall, by_size, speed = comparison.tables()
+    overall, by_size, speed = comparison.tables()[:3]
     assert [row["run"] for row in overall.rows if "Δ" not in row["run"]] == [
         "base",
         "cut *",

@@ -57,7 +57,7 @@ def scenes(session_dir: Path) -> fo.Dataset:
 
 
 def _cells(comparison: Comparison) -> list:
-    overall, by_size, _ = comparison.tables()
+    overall, by_size, _ = comparison.tables()[:3]
     return [overall.rows, by_size.rows, comparison.review_lines()]
 
 
