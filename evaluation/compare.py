@@ -23,6 +23,11 @@ false positive in "medium". Per-size numbers are therefore a little stricter tha
 COCO's where boxes straddle a threshold, and within a bucket ``TP + FN`` is
 exactly the number of ground-truth objects in it.
 
+**Rotated boxes.** Oriented-box runs are ``Polylines`` fields (closed, filled
+4-point polygons); FiftyOne matches them by polygon IoU, and an object's size
+is its polygon area (``sizes``). Ground truth and predictions of one
+comparison are all ``Detections`` or all ``Polylines``.
+
 Example::
 
     import fiftyone as fo
@@ -46,6 +51,7 @@ import fiftyone.core.utils as fou
 
 from ..sdk.run_records import get_run_info
 from .logs import quiet_evaluation_logs
+from .fields import EVALUATED_TYPES, label_list_path, label_type_of, unfilled_polygons
 from .results import Comparison, Metrics, RunMetrics
 from .sizes import COCO_SIZE_THRESHOLDS, size_ranges, size_view
 from .store import (
@@ -84,9 +90,10 @@ def compare_runs(
 
     Args:
         samples: a dataset or view with image ``metadata`` (computed if missing).
-        gt_field: the ground-truth ``Detections`` field.
-        pred_fields: two or more prediction ``Detections`` fields; the first is
-            the baseline the others are compared with.
+        gt_field: the ground-truth ``Detections`` field, or a ``Polylines``
+            field of filled polygons for rotated-box runs.
+        pred_fields: two or more prediction fields of the same type; the first
+            is the baseline the others are compared with.
         eval_key_prefix: prefix of the evaluation keys.
         iou: IoU threshold for TP / FP / FN, precision and recall.
         use_masks: use instance-mask IoU; ``None`` uses masks for a run when both
@@ -243,7 +250,7 @@ def _evaluate_run(
     return RunMetrics(
         field=pred_field,
         eval_key=eval_key,
-        iou_type="masks" if use_masks else "boxes",
+        iou_type=_iou_type(samples, pred_field, use_masks),
         overall=metrics_from_results(results),
         by_size=by_size,
         run_info=_run_info(samples, pred_field),
@@ -269,7 +276,7 @@ def _without_eval_attributes(
         path
         for name in fields
         for path in schema
-        if path.startswith(f"{name}.detections.")
+        if path.startswith(f"{label_list_path(samples, name)}.")
         and path.rsplit(".", 1)[-1] in suffixes
     ]
     return samples.exclude_fields(paths) if paths else samples
@@ -281,7 +288,8 @@ def _count_recovered_and_lost(
     runs: list[RunMetrics],
 ) -> None:
     """Counts, per run after the first, GT objects it found / lost vs the first."""
-    paths = [f"{gt_field}.detections.{run.eval_key}" for run in runs]
+    objects = label_list_path(samples, gt_field)
+    paths = [f"{objects}.{run.eval_key}" for run in runs]
     columns = [
         [s for sample in values for s in (sample or [])]
         for values in samples.values(paths)
@@ -307,12 +315,26 @@ def _check_inputs(
         raise ValueError(f"prediction fields repeat: {pred_fields}")
     if gt_field in pred_fields:
         raise ValueError(f"{gt_field!r} is both ground truth and a prediction field")
+    gt_type = label_type_of(samples, gt_field)
     for name in [gt_field, *pred_fields]:
-        kind = samples.get_field(name)
-        if kind is None:
+        if samples.get_field(name) is None:
             raise ValueError(f"no field {name!r} on {samples._root_dataset.name!r}")
-        if getattr(kind, "document_type", None) is not fo.Detections:
-            raise ValueError(f"field {name!r} is not a Detections field")
+        if label_type_of(samples, name) is None:
+            names = " or ".join(t.__name__ for t in EVALUATED_TYPES)
+            raise ValueError(f"field {name!r} is not a {names} field")
+        if label_type_of(samples, name) is not gt_type:
+            raise ValueError(
+                f"field {name!r} holds {label_type_of(samples, name).__name__} and "
+                f"the ground truth {gt_type.__name__}: compare boxes with boxes and "
+                "rotated boxes (Polylines) with rotated boxes"
+            )
+    unfilled = unfilled_polygons(samples, gt_field)
+    if unfilled:
+        raise ValueError(
+            f"{unfilled} ground-truth polylines of {gt_field!r} are not filled, so "
+            "FiftyOne would score them as lines, not by polygon IoU; mark them "
+            f"filled: dataset.set_field('{gt_field}.polylines.filled', True).save()"
+        )
     small, medium = size_thresholds
     if not 0 < small < medium:
         raise ValueError(
@@ -325,7 +347,18 @@ def _check_inputs(
 
 
 def _has_masks(samples: fo.core.collections.SampleCollection, field_name: str) -> bool:
+    if label_type_of(samples, field_name) is fo.Polylines:
+        return False
     return samples.count(f"{field_name}.detections.mask") > 0
+
+
+def _iou_type(
+    samples: fo.core.collections.SampleCollection, field_name: str, use_masks: bool
+) -> str:
+    """What the evaluation's IoU compared: ``masks``, ``boxes`` or ``polygons``."""
+    if label_type_of(samples, field_name) is fo.Polylines:
+        return "polygons"
+    return "masks" if use_masks else "boxes"
 
 
 def _run_info(

@@ -36,18 +36,18 @@ class BatchWriter:
         self.label_field = label_field
         self.tags = tags
         self.overwrite = overwrite
-        self.labels: dict[str, fo.Detections | None] = {}
+        self.labels: dict[str, fo.Detections | fo.Polylines | None] = {}
         self.metadata: dict[str, fo.ImageMetadata] = {}
         self.last_flush = time.monotonic()
 
     def add(
         self,
         sample_id: str,
-        detections: fo.Detections,
+        labels: fo.Detections | fo.Polylines,
         metadata: fo.ImageMetadata | None,
     ) -> None:
         """Queues one finished sample (and its metadata when it had none)."""
-        self.labels[sample_id] = detections
+        self.labels[sample_id] = labels
         if metadata is not None:
             self.metadata[sample_id] = metadata
 

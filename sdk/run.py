@@ -26,6 +26,7 @@ from ..slicer import (
     PredictOptions,
     SliceOptions,
     TileModel,
+    is_rotated,
     load_image,
     predict_full_image,
     predict_sliced,
@@ -34,7 +35,7 @@ from ..slicer.models.base import settings_in_effect
 from ..slicer.sliced import check_classes
 from .batch_writer import BatchWriter
 from .label_fields import check_label_field
-from .labels import to_detections
+from .labels import count_labels, label_type, to_labels
 from .model_cache import cached_model, describe_model
 from .run_records import MAX_STORED_ERRORS, RunRecorder, utc_now
 from .shards import shard_view
@@ -91,7 +92,8 @@ class InferenceRun:
     Args:
         samples: a dataset or view of images.
         model: anything ``cached_model`` accepts.
-        label_field: the ``Detections`` field to write.
+        label_field: the field to write: ``Detections``, or ``Polylines`` for
+            rotated-box (OBB) models.
         options: ``SliceOptions`` for a sliced run, ``PredictOptions`` for a
             whole-image (baseline) run.
         model_options: how the model is loaded and run.
@@ -197,6 +199,15 @@ class InferenceRun:
         loading = time.perf_counter()
         tile_model = cached_model(self.model, self.model_options, token=self.token)
         check_classes(tile_model, self.options.classes)  # before anything is written
+        # Only the loaded model says which label type it writes: check again,
+        # still before anything is written.
+        check_label_field(
+            self.samples,
+            self.label_field,
+            self.overwrite,
+            self.skip_existing,
+            label_type(is_rotated(tile_model)),
+        )
         # Timing starts after loading: a cached model must not make one run
         # look faster than another in the comparison.
         started = time.perf_counter()
@@ -271,11 +282,12 @@ class InferenceRun:
             writer.failed(sample_id)
             return
         height, width = image.shape[:2]
-        detections = to_detections(self.predict(image, tile_model), width, height)
+        preds = self.predict(image, tile_model)
+        labels = to_labels(preds, width, height, is_rotated(tile_model))
         metadata = fo.ImageMetadata.build_for(path) if needs_metadata else None
-        writer.add(sample_id, detections, metadata)
+        writer.add(sample_id, labels, metadata)
         self.summary.processed += 1
-        self.summary.num_detections += len(detections.detections)
+        self.summary.num_detections += count_labels(labels)
 
     def _record_common(self, tile_model: TileModel) -> dict[str, Any]:
         settings, ignored = self._settings_in_effect(tile_model)
@@ -284,6 +296,7 @@ class InferenceRun:
             "kind": self.kind,
             "model": describe_model(self.model),
             "model_class": type(tile_model).__name__,
+            "label_type": label_type(is_rotated(tile_model)).__name__,
             "settings": {
                 **settings,
                 "overwrite": self.overwrite,
