@@ -33,8 +33,9 @@ MODELS_DIR = TRAINING_DIR.parent
 if str(TRAINING_DIR) not in sys.path:
     sys.path.insert(0, str(TRAINING_DIR))
 
-import measure  # noqa: E402  (models/training/measure.py: the package import helper)
 import train_obb  # noqa: E402
+
+from sliced_inference import evaluation, sdk, synthetic  # noqa: E402
 
 #: Held-out scenes: train_obb.py uses seeds 110 and 210.
 HELD_OUT_SEED = 310
@@ -55,9 +56,6 @@ def measure_obb(
     Returns:
         Scene and object counts, AP50 (all, small) and seconds of both runs.
     """
-    synthetic = measure._package("synthetic")
-    sdk = measure._package("sdk")
-    evaluation = measure._package("evaluation")
     synthetic.write_oriented_dataset(
         work, num_images, seed, min_width=width_range[0], max_width=width_range[1]
     )

@@ -41,8 +41,10 @@ MODELS_DIR = TRAINING_DIR.parent  # the weights live in models/
 if str(TRAINING_DIR) not in sys.path:
     sys.path.insert(0, str(TRAINING_DIR))
 
-import measure  # noqa: E402  (models/training/measure.py: the package import helper)
 import train as yolo_train  # noqa: E402  (models/training/train.py: shared settings)
+
+from sliced_inference import synthetic  # noqa: E402
+from sliced_inference.slicer import rotated  # noqa: E402
 
 OUTPUT = "small-objects-obb.pt"
 RECORD = "training-obb.json"
@@ -64,11 +66,10 @@ def tile_obb_labels(
 
     Example::
 
-        >>> scene = measure._package("synthetic").generate_oriented_scene(0, 640, 480)
+        >>> scene = synthetic.generate_oriented_scene(0, 640, 480)
         >>> all(c.shape == (4, 2) for _, c in tile_obb_labels(scene, 0, 0, 320, 320))
         True
     """
-    rotated = measure._package("slicer.rotated")
     polygons = scene.polygons
     tile = rotated.box_polygons(np.array([[x0, y0, x1, y1]] * len(polygons)))
     visible = rotated.intersect_convex(polygons, tile)
@@ -101,7 +102,6 @@ def write_obb_tiles(
     Returns:
         Counts of scenes, tiles and objects written.
     """
-    synthetic = measure._package("synthetic")
     images, labels = root / "images" / split, root / "labels" / split
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,6 @@ def write_obb_tiles(
 
 def make_data(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Writes the tiles of both splits and the dataset yaml."""
-    synthetic = measure._package("synthetic")
     root = work / "data"
     if root.exists():
         shutil.rmtree(root)
