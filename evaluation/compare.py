@@ -50,8 +50,8 @@ import fiftyone as fo
 import fiftyone.core.utils as fou
 
 from ..sdk.run_records import get_run_info
-from .logs import quiet_evaluation_logs
 from .fields import EVALUATED_TYPES, label_list_path, label_type_of, unfilled_polygons
+from .logs import quiet_evaluation_logs
 from .results import Comparison, Metrics, RunMetrics
 from .sizes import COCO_SIZE_THRESHOLDS, size_ranges, size_view
 from .store import (
