@@ -46,6 +46,11 @@ replaced. ``wait`` waits for the run; ``allow_running`` compares anyway (for a
 record left at ``running`` by a process that died on another machine). Runs
 that did not process every image are starred in the tables, with a warning.
 
+**Rotated boxes.** Oriented-box runs are ``Polylines`` fields (closed, filled
+4-point polygons); FiftyOne matches them by polygon IoU, and an object's size
+is its polygon area (``sizes``). Ground truth and predictions of one
+comparison are all ``Detections`` or all ``Polylines``.
+
 Example::
 
     import fiftyone as fo
@@ -73,6 +78,7 @@ import fiftyone.core.validation as fov
 import numpy as np
 
 from ..sdk.run_records import get_run_info
+from .fields import EVALUATED_TYPES, label_type_of, unfilled_polygons
 from .fiftyone_evaluation import evaluation_config, store_evaluation
 from .fingerprint import fingerprint
 from .ious import PolygonCache, iter_image_candidates
@@ -167,9 +173,10 @@ def compare_runs(
 
     Args:
         samples: a dataset or view with image ``metadata`` (computed if missing).
-        gt_field: the ground-truth ``Detections`` field.
-        pred_fields: two or more prediction ``Detections`` fields; the first is
-            the baseline the others are compared with.
+        gt_field: the ground-truth ``Detections`` field, or a ``Polylines``
+            field of filled polygons for rotated-box runs.
+        pred_fields: two or more prediction fields of the same type; the first
+            is the baseline the others are compared with.
         eval_key_prefix: prefix of the evaluation keys.
         iou: IoU threshold for TP / FP / FN, precision and recall.
         use_masks: use instance-mask IoU; ``None`` uses masks for a run when both
@@ -446,12 +453,26 @@ def _check_inputs(
         raise ValueError(f"prediction fields repeat: {pred_fields}")
     if gt_field in pred_fields:
         raise ValueError(f"{gt_field!r} is both ground truth and a prediction field")
+    gt_type = label_type_of(samples, gt_field)
     for name in [gt_field, *pred_fields]:
-        kind = samples.get_field(name)
-        if kind is None:
+        if samples.get_field(name) is None:
             raise ValueError(f"no field {name!r} on {samples._root_dataset.name!r}")
-        if getattr(kind, "document_type", None) is not fo.Detections:
-            raise ValueError(f"field {name!r} is not a Detections field")
+        if label_type_of(samples, name) is None:
+            names = " or ".join(t.__name__ for t in EVALUATED_TYPES)
+            raise ValueError(f"field {name!r} is not a {names} field")
+        if label_type_of(samples, name) is not gt_type:
+            raise ValueError(
+                f"field {name!r} holds {label_type_of(samples, name).__name__} and "
+                f"the ground truth {gt_type.__name__}: compare boxes with boxes and "
+                "rotated boxes (Polylines) with rotated boxes"
+            )
+    unfilled = unfilled_polygons(samples, gt_field)
+    if unfilled:
+        raise ValueError(
+            f"{unfilled} ground-truth polylines of {gt_field!r} are not filled, so "
+            "FiftyOne would score them as lines, not by polygon IoU; mark them "
+            f"filled: dataset.set_field('{gt_field}.polylines.filled', True).save()"
+        )
     small, medium = size_thresholds
     if not 0 < small < medium:
         raise ValueError(

@@ -117,7 +117,8 @@ class RunMetrics:
     Attributes:
         field: the prediction field.
         eval_key: where its evaluation is stored.
-        iou_type: ``"boxes"`` or ``"masks"``, the IoU the evaluation used.
+        iou_type: ``"boxes"``, ``"masks"`` or ``"polygons"`` (rotated boxes),
+            the IoU the evaluation used.
         overall: metrics on all objects.
         by_size: metrics per size bucket (``small``, ``medium``, ``large``).
         run_info: the run record of the field (kind, model, settings, seconds,
@@ -256,6 +257,14 @@ class Comparison:
         """Ground-truth objects per size bucket."""
         return {size: m.num_gt for size, m in self.baseline.by_size.items()}
 
+    @property
+    def area_kind(self) -> str:
+        """What an object's size is measured on: ``box area`` or, for rotated
+        boxes (Polylines), ``polygon area``."""
+        if self.runs and self.baseline.iou_type == "polygons":
+            return "polygon area"
+        return "box area"
+
     def heading(self) -> list[str]:
         """What was compared, on how many objects, and what the metrics mean."""
         sizes = ", ".join(f"{n} {size}" for size, n in self.size_counts().items())
@@ -265,7 +274,7 @@ class Comparison:
             f"{self.num_samples} images; ground truth {self.gt_field!r} with "
             f"{self.baseline.overall.num_gt} objects ({sizes}).",
             f"TP / FP / FN, precision and recall at IoU {self.iou:.2f}; "
-            "mAP = COCO AP@[.50:.95]; AP50 = AP at IoU 0.50. Sizes by box area "
+            f"mAP = COCO AP@[.50:.95]; AP50 = AP at IoU 0.50. Sizes by {self.area_kind} "
             f"in pixels: small < {_area(small)}, medium < {_area(medium)}, large "
             "the rest; each object and prediction counts in its own size only.",
             *self.unfinished_lines(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fiftyone as fo
 from fiftyone import ViewField as F
 
+from .fields import label_list_path
 from .store import DEFAULT_PREFIX, eval_key_for
 
 
@@ -142,7 +143,7 @@ def _difference_view(
     view = samples.filter_labels(
         gt_field, (F(found_key) == "tp") & (F(missed_key) == "fn")
     )
-    gt_ids = view.values(f"{gt_field}.detections.id", unwind=True)
+    gt_ids = view.values(f"{label_list_path(samples, gt_field)}.id", unwind=True)
     return view.filter_labels(
         found, F(f"{found_key}_id").is_in(gt_ids), only_matches=False
     )

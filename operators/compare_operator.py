@@ -18,6 +18,7 @@ import fiftyone.operators.types as types
 
 from ..evaluation import Comparison
 from ..evaluation.compare import ComparisonSettings, iter_compare_runs, run_comparison
+from ..evaluation.fields import evaluated_fields, label_type_of
 from . import forms
 from .forms import choice_input
 from .run_inference import PROGRESS_INTERVAL_S, _throttled, streams_progress
@@ -122,7 +123,9 @@ class CompareRuns(foo.Operator):
         if len(pred_fields) < 2:
             raise ValueError("pred_fields needs a baseline and at least one more field")
         # What the form would refuse, in the caller's words rather than FiftyOne's.
-        fields = detection_fields(sample_collection)
+        fields = same_type_fields(
+            sample_collection, detection_fields(sample_collection), gt_field
+        )
         problems = field_problems(fields, gt_field, pred_fields[0], pred_fields[1:])
         if problems:
             raise ValueError(next(iter(problems.values())))
@@ -195,9 +198,21 @@ def _done_message(comparison: Comparison) -> str:
 
 
 def detection_fields(samples: fo.core.collections.SampleCollection) -> list[str]:
-    """Names of the ``Detections`` fields of ``samples``, sorted."""
-    schema = samples.get_field_schema(embedded_doc_type=fo.Detections)
-    return sorted(schema)
+    """Names of the ``Detections`` and ``Polylines`` (rotated boxes) fields of ``samples``, sorted."""
+    return evaluated_fields(samples)
+
+
+def same_type_fields(
+    samples: fo.core.collections.SampleCollection,
+    fields: Sequence[str],
+    gt_field: str | None,
+) -> list[str]:
+    """``fields`` of the ground truth's label type (all of them while it is unknown):
+    boxes compare with boxes, rotated boxes (``Polylines``) with rotated boxes."""
+    if gt_field not in fields:
+        return list(fields)
+    gt_type = label_type_of(samples, gt_field)
+    return [f for f in fields if label_type_of(samples, f) is gt_type]
 
 
 def open_comparison_panel(ctx: Any) -> list[Any]:
@@ -221,6 +236,8 @@ def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
     params = ctx.params
     gt_default = "ground_truth" if "ground_truth" in fields else None
     gt_field = params.get("gt_field") or gt_default
+    gt_choices = fields
+    fields = same_type_fields(ctx.target_view(), fields, gt_field)
     preds = [f for f in fields if f != gt_field]
     baseline = params.get("baseline_field") or (preds[0] if preds else None)
     chosen = params.get("compare_fields") or []
@@ -234,7 +251,7 @@ def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
             types.Error(label="Not enough Detections fields", description=message),
         )
         return forms.flag(notice, message)
-    gt = choice_input(inputs, "gt_field", fields, gt_default, label="Ground truth")
+    gt = choice_input(inputs, "gt_field", gt_choices, gt_default, label="Ground truth")
     forms.flag(gt, problems.get("gt_field"))
     base = choice_input(
         inputs,

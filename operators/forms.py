@@ -149,7 +149,7 @@ def label_field_inputs(
         required=True,
         default=default,
         label="Output field",
-        description="The Detections field the predictions are written to",
+        description="The field the predictions are written to (Detections; Polylines for oriented-box models)",
     )
     inputs.bool(
         "overwrite",

@@ -315,7 +315,8 @@ class RunSlicedInference(_InferenceOperator):
             sample_collection: the dataset or view to label.
             model: a model path or Hugging Face hub id (operator parameters
                 are JSON, so no model objects).
-            label_field: the ``Detections`` field to write.
+            label_field: the field to write (``Detections``, or ``Polylines``
+                for an oriented-box model).
             num_shards: with N > 1, queue N delegated operations, one per
                 disjoint shard of ``sample_collection``.
             delegate: queue a delegated operation instead of running now.
@@ -379,7 +380,8 @@ class RunBaselineInference(_InferenceOperator):
         Args:
             sample_collection: the dataset or view to label.
             model: a model path or Hugging Face hub id.
-            label_field: the ``Detections`` field to write.
+            label_field: the field to write (``Detections``, or ``Polylines``
+                for an oriented-box model).
             num_shards: with N > 1, queue N delegated operations (one per shard).
             delegate: queue a delegated operation instead of running now.
             **keywords: the settings of ``apply_baseline_model`` (``imgsz``,

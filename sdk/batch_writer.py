@@ -47,7 +47,7 @@ class BatchWriter:
         self.label_field = label_field
         self.tags = tags
         self.tiles_field = tiles_field
-        self.labels: dict[str, fo.Detections] = {}
+        self.labels: dict[str, fo.Detections | fo.Polylines] = {}
         self.tiles: dict[str, fo.Polylines | None] = {}
         self.metadata: dict[str, fo.ImageMetadata] = {}
         self.last_flush = time.monotonic()
@@ -55,12 +55,12 @@ class BatchWriter:
     def add(
         self,
         sample_id: str,
-        detections: fo.Detections,
+        labels: fo.Detections | fo.Polylines,
         metadata: fo.ImageMetadata | None,
         tiles: fo.Polylines | None = None,
     ) -> None:
         """Queues one finished sample (its metadata when it had none, its tiles if kept)."""
-        self.labels[sample_id] = detections
+        self.labels[sample_id] = labels
         if self.tiles_field is not None:
             self.tiles[sample_id] = tiles
         if metadata is not None:

@@ -2,8 +2,10 @@
 
 ``apply_sliced_model`` and ``apply_baseline_model`` run the same model on tiles
 or on whole images and write ``fo.Detections`` (with cropped instance masks when
-the model segments) to a label field, so the two are directly comparable. The
-operators in ``run_inference`` are forms over these two functions.
+the model segments) to a label field, so the two are directly comparable.
+Oriented-box (OBB) models write ``fo.Polylines`` instead: one closed, filled
+4-point polygon per rotated box. The operators in ``run_inference`` are forms
+over these two functions.
 
 Every run:
 
@@ -99,7 +101,10 @@ def apply_sliced_model(
     each tile, and the detections are shifted back and merged (``merge``).
     Detections carry ``confidence``, ``tile`` (tile index, ``-1`` for the
     full-image pass) and ``truncated`` (touches an interior tile edge), and a
-    mask cropped to the box when the model segments.
+    mask cropped to the box when the model segments. An oriented-box (OBB)
+    model writes ``fo.Polylines`` (rotated boxes as closed, filled 4-point
+    polygons, merged across tiles by rotated-box IoU) with the same
+    attributes plus ``angle``.
 
     Args:
         samples: a dataset or view of images.
@@ -107,7 +112,8 @@ def apply_sliced_model(
             hub id), a ``YOLO`` object, a ``(transformers model, processor)``
             pair, a callable ``tile -> detections``, a ``TileModel``, or a
             FiftyOne ``Model`` that returns ``Detections``.
-        label_field: the ``Detections`` field to write.
+        label_field: the field to write (``Detections``, or ``Polylines`` for
+            an OBB model).
         slice_wh: tile size in pixels, an int or ``(width, height)``.
         overlap: tile overlap, a ratio in ``[0, 1)`` or pixels (int).
         imgsz: model input size for tiles; ``None`` runs each tile at its own
@@ -210,7 +216,8 @@ def apply_baseline_model(
     Args:
         samples: a dataset or view of images.
         model: anything ``apply_sliced_model`` accepts.
-        label_field: the ``Detections`` field to write.
+        label_field: the field to write (``Detections``, or ``Polylines`` for
+            an OBB model).
         imgsz: model input size (longer side); ``None``: the model's own.
         confidence: minimum score kept.
         classes: labels (or class ids) to keep; ``None`` keeps all.

@@ -7,6 +7,10 @@ from typing import Any
 import fiftyone as fo
 import fiftyone.core.odm.utils as fodu
 
+#: The label lists a run can write: ``Detections``, or ``Polylines`` for
+#: rotated-box (OBB) models.
+WRITABLE_TYPES = (fo.Detections, fo.Polylines)
+
 
 class LabelFieldError(ValueError):
     """The label field cannot be written (exists without overwrite, wrong type, bad name)."""
@@ -17,18 +21,20 @@ def check_label_field(
     label_field: str,
     overwrite: bool = False,
     skip_existing: bool = False,
-    label_type: type = fo.Detections,
+    label_type: type | None = None,
 ) -> None:
     """Raises ``LabelFieldError`` unless ``label_field`` may be written.
 
     A new field is fine; an existing field of ``label_type`` needs
     ``overwrite`` or ``skip_existing`` (not both); a field of any other type
     is never written, nor is a field that stored evaluations use as ground
-    truth overwritten.
+    truth overwritten. ``label_type`` is ``fo.Detections``, ``fo.Polylines``
+    (for rotated-box models) or ``None`` before the model is known (either).
 
     Example::
 
         >>> check_label_field(dataset, "sliced")  # doctest: +SKIP
+        >>> check_label_field(dataset, "obb", label_type=fo.Polylines)  # doctest: +SKIP
     """
     message = label_field_problem(
         samples, label_field, overwrite, skip_existing, label_type
@@ -42,7 +48,7 @@ def label_field_problem(
     label_field: str,
     overwrite: bool = False,
     skip_existing: bool = False,
-    label_type: type = fo.Detections,
+    label_type: type | None = None,
 ) -> str | None:
     """Why ``label_field`` cannot be written, or ``None`` if it can (see ``check_label_field``).
 
@@ -65,10 +71,12 @@ def label_field_problem(
     if not dataset.has_field(label_field):
         return None
     kind = dataset.get_field(label_field)
-    if getattr(kind, "document_type", None) is not label_type:
+    allowed = WRITABLE_TYPES if label_type is None else (label_type,)
+    if getattr(kind, "document_type", None) not in allowed:
+        wanted = " or ".join(t.__name__ for t in allowed)
         return (
             f"Field {label_field!r} already exists and holds "
-            f"{_field_type_name(kind)}, not {label_type.__name__}: choose another name"
+            f"{_field_type_name(kind)}, not {wanted}: choose another name"
         )
     if not overwrite and not skip_existing:
         return (

@@ -27,6 +27,7 @@ from ..slicer import (
     PredictOptions,
     SliceOptions,
     TileModel,
+    is_rotated,
     load_image,
     predict_full_image,
     predict_sliced,
@@ -39,7 +40,7 @@ from .dataset_doc import utc_now
 from .field_claims import FieldClaim, FieldInUseError
 from .label_fields import check_label_field
 from .label_runs import labels_role
-from .labels import tile_polylines, to_detections
+from .labels import count_labels, label_type, tile_polylines, to_labels
 from .model_cache import cached_model, describe_model
 from .run_records import MAX_STORED_ERRORS, RunRecorder
 from .sample_scope import collection_problem, labelled_ids, refresh_schema
@@ -116,7 +117,8 @@ class InferenceRun:
     Args:
         samples: a dataset or view of images.
         model: anything ``cached_model`` accepts.
-        label_field: the ``Detections`` field to write.
+        label_field: the field to write: ``Detections``, or ``Polylines`` for
+            rotated-box (OBB) models.
         options: ``SliceOptions`` for a sliced run, ``PredictOptions`` for a
             whole-image (baseline) run.
         model_options: how the model is loaded and run.
@@ -272,6 +274,15 @@ class InferenceRun:
         loading = time.perf_counter()
         tile_model = cached_model(self.model, self.model_options, token=self.token)
         check_classes(tile_model, self.options.classes)  # before anything is written
+        # Only the loaded model says which label type it writes: check again,
+        # still before anything is written.
+        check_label_field(
+            self.samples,
+            self.label_field,
+            self.overwrite,
+            self.skip_existing,
+            label_type(is_rotated(tile_model)),
+        )
         common = self._record_common(tile_model)
         labels = labels_role(
             self.dataset,
@@ -287,7 +298,7 @@ class InferenceRun:
             self.dataset.add_sample_field(
                 self.label_field,
                 fo.EmbeddedDocumentField,
-                embedded_doc_type=fo.Detections,
+                embedded_doc_type=label_type(is_rotated(tile_model)),
             )
         # Timing starts after loading: a cached model must not make one run
         # look faster than another in the comparison.
@@ -400,7 +411,8 @@ class InferenceRun:
             self._error_paths[sample_id] = path
             return
         height, width = image.shape[:2]
-        detections = to_detections(self.predict(image, tile_model), width, height)
+        preds = self.predict(image, tile_model)
+        labels = to_labels(preds, width, height, is_rotated(tile_model))
         metadata = fo.ImageMetadata.build_for(path) if needs_metadata else None
         tiles = None
         if self.tiles_field is not None:
@@ -408,9 +420,9 @@ class InferenceRun:
                 (width, height), self.options.slice_wh, self.options.overlap
             )
             tiles = tile_polylines(grid, width, height)
-        writer.add(sample_id, detections, metadata, tiles)
+        writer.add(sample_id, labels, metadata, tiles)
         self.summary.processed += 1
-        self.summary.num_detections += len(detections.detections)
+        self.summary.num_detections += count_labels(labels)
 
     def _record_common(self, tile_model: TileModel) -> dict[str, Any]:
         """What the record of every shard shares: kind, model, settings in effect, versions."""
@@ -420,6 +432,7 @@ class InferenceRun:
             "kind": self.kind,
             "model": describe_model(self.model),
             "model_class": type(tile_model).__name__,
+            "label_type": label_type(is_rotated(tile_model)).__name__,
             "settings": {
                 **settings,
                 "overwrite": self.overwrite,

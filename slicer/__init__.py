@@ -15,7 +15,7 @@ Example::
 from .errors import ConfigError, ImageError, ModelLoadError, SlicerError
 from .images import load_image, to_rgb
 from .merge import MergeConfig, merge_detections
-from .models import CallableModel, TileModel, load_model, select_device
+from .models import CallableModel, TileModel, is_rotated, load_model, select_device
 from .options import ModelOptions, PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
 from .settings import Setting, settings_of
@@ -38,6 +38,7 @@ __all__ = [
     "TileModel",
     "Unmerged",
     "crosses_seam",
+    "is_rotated",
     "load_image",
     "load_model",
     "merge_detections",

@@ -34,6 +34,15 @@ from .candidates import (
 from .errors import ConfigError
 from .masks import paste_union
 from .predictions import FULL_IMAGE, Predictions
+from .rotated import (
+    NO_CLIP,
+    clipped_rotated_iou,
+    enclosing_rbox,
+    pair_rotated_ios,
+    pair_rotated_iou,
+    rbox_corners,
+    rbox_envelopes,
+)
 from .settings import setting
 from .tiles import interior_edges
 
@@ -310,9 +319,19 @@ def _classic_matches(
     if not config.class_agnostic:
         same = preds.class_ids[first] == preds.class_ids[second]
         first, second = first[same], second[same]
-    metric = pair_iou if config.metric == "iou" else pair_ios
-    hit = metric(preds.boxes[first], preds.boxes[second]) >= config.threshold
+    hit = _pair_overlap(preds, first, second, config.metric) >= config.threshold
     return first[hit], second[hit]
+
+
+def _pair_overlap(
+    preds: Predictions, first: np.ndarray, second: np.ndarray, metric: str
+) -> np.ndarray:
+    """IoU or IoS of pairs: of their rotated boxes when they have them."""
+    if preds.rotated:
+        overlap = pair_rotated_iou if metric == "iou" else pair_rotated_ios
+        return overlap(preds.rboxes[first], preds.rboxes[second])
+    overlap = pair_iou if metric == "iou" else pair_ios
+    return overlap(preds.boxes[first], preds.boxes[second])
 
 
 def _regions(
@@ -347,13 +366,25 @@ def _provenance_matches(
     apart = preds.tile_index[first] != preds.tile_index[second]
     first, second = first[apart], second[apart]
     regions = _regions(preds, tiles, image_wh)
-    a, b = preds.boxes[first].astype(np.float64), preds.boxes[second].astype(np.float64)
     cut_a, cut_b = preds.truncated[first], preds.truncated[second]
-    seen_a = np.where(cut_b[:, None], intersect_boxes(a, regions[second]), a)
-    seen_b = np.where(cut_a[:, None], intersect_boxes(b, regions[first]), b)
     same = preds.class_ids[first] == preds.class_ids[second]
     needed = np.where(same, config.threshold, config.cross_class_threshold)
+    if preds.rotated:
+        overlap = clipped_rotated_iou(
+            preds.rboxes[first],
+            preds.rboxes[second],
+            np.where(cut_b[:, None], regions[second], NO_CLIP),
+            np.where(cut_a[:, None], regions[first], NO_CLIP),
+        )
+        hit = overlap >= needed
+        return first[hit], second[hit]
+    a = preds.boxes[first].astype(np.float64)
+    b = preds.boxes[second].astype(np.float64)
+    seen_a = np.where(cut_b[:, None], intersect_boxes(a, regions[second]), a)
+    seen_b = np.where(cut_a[:, None], intersect_boxes(b, regions[first]), b)
     hit = pair_iou(seen_a, seen_b) >= needed
+    # A fragment cut by its tile's edge that the other tile's whole box covers
+    # is the same object, however small the fragment's IoU.
     fragment = np.where(cut_a[:, None], a, b)
     complete = np.where(cut_a[:, None], seen_b, seen_a)
     covered = intersection_areas(fragment, complete) >= config.fragment_cover * (
@@ -462,6 +493,11 @@ def _assemble(
     masks, mask_boxes = None, None
     if preds.has_masks:
         masks, mask_boxes = _cluster_masks(preds, keepers, cluster_of, union)
+    rboxes = None
+    if preds.rotated:
+        rboxes = _cluster_rboxes(preds, keepers, cluster_of, union)
+        width, height = image_wh
+        boxes[union] = rbox_envelopes(rboxes[union]).clip(0, [width, height] * 2)
     final = np.lexsort((rank[keepers], -scores))
     return Predictions(
         boxes=boxes[final],
@@ -472,6 +508,7 @@ def _assemble(
         mask_boxes=None if mask_boxes is None else mask_boxes[final],
         tile_index=preds.tile_index[keepers][final],
         truncated=truncated[final],
+        rboxes=None if rboxes is None else rboxes[final],
     )
 
 
@@ -528,11 +565,31 @@ def _cluster_masks(
     """The keeper's mask, or for union clusters the members' masks ORed on their union box."""
     masks = [preds.masks[i] for i in keepers]
     mask_boxes = preds.mask_boxes[keepers].copy()
-    by_cluster = np.argsort(cluster_of, kind="stable")
-    bounds = np.searchsorted(cluster_of[by_cluster], np.arange(len(keepers) + 1))
-    for c in np.flatnonzero(union).tolist():
-        members = by_cluster[bounds[c] : bounds[c + 1]]
+    for c, members in _union_members(keepers, cluster_of, union):
         masks[c], mask_boxes[c] = paste_union(
             [preds.masks[i] for i in members], preds.mask_boxes[members]
         )
     return masks, mask_boxes
+
+
+def _cluster_rboxes(
+    preds: Predictions, keepers: np.ndarray, cluster_of: np.ndarray, union: np.ndarray
+) -> np.ndarray:
+    """The keeper's rotated box, or for union clusters the smallest rotated box
+    around all members' corners (fragments of one object become one box)."""
+    rboxes = preds.rboxes[keepers].copy()
+    for c, members in _union_members(keepers, cluster_of, union):
+        rboxes[c] = enclosing_rbox(rbox_corners(preds.rboxes[members]))
+    return rboxes
+
+
+def _union_members(
+    keepers: np.ndarray, cluster_of: np.ndarray, union: np.ndarray
+) -> list[tuple[int, np.ndarray]]:
+    """``(cluster, member indices)`` of each cluster that outputs a union."""
+    by_cluster = np.argsort(cluster_of, kind="stable")
+    bounds = np.searchsorted(cluster_of[by_cluster], np.arange(len(keepers) + 1))
+    return [
+        (c, by_cluster[bounds[c] : bounds[c + 1]])
+        for c in np.flatnonzero(union).tolist()
+    ]

@@ -119,7 +119,7 @@ def _smooth_noise(
     return cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+def paint_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A float32 RGB background: palette regions, a gradient and textures."""
     palette = _PALETTES[rng.integers(len(_PALETTES))]
     palette = palette + rng.normal(0.0, 6.0, size=palette.shape).astype(np.float32)
@@ -142,7 +142,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     return img
 
 
-def _clutter(rng: np.random.Generator, img: np.ndarray) -> None:
+def paint_clutter(rng: np.random.Generator, img: np.ndarray) -> None:
     """Draws things that are not objects: faint tracks and soft blobs (in place)."""
     height, width = img.shape[:2]
     mp = width * height / 1e6
@@ -294,8 +294,8 @@ def generate_scene(
     if unknown or not classes:
         raise ValueError(f"classes must be a non-empty subset of {CLASSES}")
     rng = np.random.default_rng(seed)
-    img = _background(rng, width, height)
-    _clutter(rng, img)
+    img = paint_background(rng, width, height)
+    paint_clutter(rng, img)
     owner = np.zeros((height, width), np.int32)
     placed: list[_Placed] = []
     classes = list(classes)

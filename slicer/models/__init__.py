@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .base import BatchedTileModel, Runtime, TileModel, input_scale, select_device
+from .base import (
+    BatchedTileModel,
+    Runtime,
+    TileModel,
+    input_scale,
+    is_rotated,
+    select_device,
+)
 from .callable_model import CallableModel, predictions_from_output
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "Runtime",
     "TileModel",
     "input_scale",
+    "is_rotated",
     "load_model",
     "select_device",
     "predictions_from_output",

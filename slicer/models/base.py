@@ -27,6 +27,9 @@ class TileModel(Protocol):
       given (the size the model was trained at), or ``None`` when the model
       sizes its own input;
     - ``segments``: whether predictions carry instance masks;
+    - ``rotated`` (optional, ``False`` when absent): whether predictions
+      carry rotated boxes (``Predictions.rboxes``, oriented-box models); read
+      with ``is_rotated``;
     - ``predict_tiles``; and, when the adapter also implements
       ``BatchedTileModel``, ``predict_batches``, which gets every batch of an
       image at once (to overlap them, e.g. two streams on a CPU);
@@ -155,6 +158,17 @@ def torch_runtime(
     if half and not runs_half:
         reasons["half"] = f"float16 runs on CUDA only; this model runs on {device}"
     return Runtime({"device": device, "half": runs_half}, reasons)
+
+
+def is_rotated(model: TileModel) -> bool:
+    """Whether ``model`` predicts rotated boxes (its optional ``rotated`` flag).
+
+    Example::
+
+        >>> is_rotated(object())
+        False
+    """
+    return bool(getattr(model, "rotated", False))
 
 
 def select_device(device: str | None = None) -> str:

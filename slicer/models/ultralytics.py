@@ -1,10 +1,11 @@
-"""Ultralytics YOLO detection and segmentation behind the ``TileModel`` protocol.
+"""Ultralytics YOLO detection, segmentation and oriented boxes behind the ``TileModel`` protocol.
 
-Standard YOLO detect/segment networks run through our own batch pipeline
+Standard YOLO detect/segment/OBB networks run through our own batch pipeline
 (stack same-shaped tiles, pad to the stride, one forward, Ultralytics' NMS,
-masks decoded only inside each box): no per-image letterboxing, no
-``Results`` objects, and a tile's detections never depend on its batch.
-Other Ultralytics models (RT-DETR, ...) go through ``YOLO.predict``.
+masks decoded only inside each box, rotated boxes with Ultralytics' rotated
+NMS): no per-image letterboxing, no ``Results`` objects, and a tile's
+detections never depend on its batch. Other Ultralytics models (RT-DETR,
+exported files, ...) go through ``YOLO.predict``.
 """
 
 from __future__ import annotations
@@ -167,9 +168,10 @@ class UltralyticsModel:
         max_det: int = 300,
         parallel: bool = True,
     ) -> None:
-        if yolo.task not in ("detect", "segment"):
+        if yolo.task not in ("detect", "segment", "obb"):
             raise ModelLoadError(
-                f"Ultralytics task {yolo.task!r} is not supported; use a detect or segment model"
+                f"Ultralytics task {yolo.task!r} is not supported; use a detect, "
+                "segment or obb model"
             )
         self.yolo = yolo
         self.device = select_device(device)
@@ -178,6 +180,7 @@ class UltralyticsModel:
         self.iou = iou
         self.max_det = max_det
         self.segments = yolo.task == "segment"
+        self.rotated = yolo.task == "obb"
         self.class_names = {int(k): str(v) for k, v in yolo.names.items()}
         self.default_imgsz = _trained_imgsz(yolo)
         self._net = self._prepare_network()
@@ -187,10 +190,10 @@ class UltralyticsModel:
 
     def _prepare_network(self) -> Any | None:
         """The fused torch network for the fast path, or None to use ``YOLO.predict``."""
-        from ultralytics.nn.tasks import DetectionModel, SegmentationModel
+        from ultralytics.nn.tasks import DetectionModel, OBBModel, SegmentationModel
 
         net = self.yolo.model
-        if type(net) not in (DetectionModel, SegmentationModel):
+        if type(net) not in (DetectionModel, SegmentationModel, OBBModel):
             return None
         import torch
 
@@ -218,6 +221,10 @@ class UltralyticsModel:
         tile_h, tile_w = tiles[0].shape[:2]
         x, scale = self.prepare_batch(tiles, imgsz)
         output = self.forward(x)
+        if self.rotated:
+            return self._rotated_predictions(
+                output, confidence, scale, (tile_h, tile_w)
+            )
         if self.segments:
             # Mirrors SegmentationPredictor: protos sit in a nested tuple for
             # PyTorch models and beside the boxes otherwise.
@@ -370,6 +377,28 @@ class UltralyticsModel:
         preds.masks, preds.mask_boxes = masks, mask_boxes.reshape(-1, 4)
         return preds.select(nonempty)
 
+    def _rotated_predictions(
+        self, output: Any, confidence: float, scale: float, tile_hw: tuple[int, int]
+    ) -> list[Predictions]:
+        """Rotated boxes from an OBB network's output, like Ultralytics' ``OBBPredictor``."""
+        from ultralytics.utils.nms import non_max_suppression
+
+        detections = non_max_suppression(
+            output,
+            confidence,
+            self.iou,
+            max_det=self.max_det,
+            nc=len(self.class_names),
+            rotated=True,
+            end2end=bool(getattr(self._net, "end2end", False)),
+        )
+        return [
+            rotated_tile_predictions(
+                det.float().cpu().numpy(), scale, tile_hw, self.class_names
+            )
+            for det in detections
+        ]
+
     def _predict_with_ultralytics(
         self, tiles: Sequence[np.ndarray], imgsz: int | None, confidence: float
     ) -> list[Predictions]:
@@ -388,6 +417,17 @@ class UltralyticsModel:
             half=self.half,
             verbose=False,
         )
+        if self.rotated:
+            return [
+                Predictions.from_rotated(
+                    r.obb.xywhr.cpu().numpy(),
+                    r.obb.conf.cpu().numpy(),
+                    r.obb.cls.cpu().numpy().astype(np.int64),
+                    self.class_names,
+                    clip_wh=(tile_w, tile_h),
+                )
+                for r in results
+            ]
         return [
             Predictions(
                 r.boxes.xyxy.cpu().numpy(),
@@ -397,6 +437,32 @@ class UltralyticsModel:
             )
             for r in results
         ]
+
+
+def rotated_tile_predictions(
+    det: np.ndarray,
+    scale: float,
+    tile_hw: tuple[int, int],
+    class_names: dict[int, str],
+) -> Predictions:
+    """Rotated NMS output ``(N, 7)`` (``cx, cy, w, h, conf, cls, angle`` in input
+    pixels) -> ``Predictions`` in tile pixels, envelopes clipped to the tile.
+
+    Boxes whose envelope lies wholly in the stride padding are dropped.
+
+    Example::
+
+        >>> det = np.array([[20, 10, 8, 4, 0.9, 1, 0.3]], np.float32)
+        >>> rotated_tile_predictions(det, 2.0, (64, 64), {1: "ship"}).rboxes.round(2).tolist()
+        [[10.0, 5.0, 4.0, 2.0, 0.3]]
+    """
+    tile_h, tile_w = tile_hw
+    rboxes = np.concatenate([det[:, :4] / scale, det[:, 6:7]], axis=1)
+    preds = Predictions.from_rotated(
+        rboxes, det[:, 4], det[:, 5].astype(np.int64), class_names, (tile_w, tile_h)
+    )
+    b = preds.boxes
+    return preds.select((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
 
 
 def decode_masks(
