@@ -26,15 +26,16 @@ from ..slicer import (
     PredictOptions,
     SliceOptions,
     TileModel,
-    load_image,
     predict_full_image,
     predict_sliced,
 )
 from ..slicer.models.base import settings_in_effect
+from ..slicer.rasters import RasterSource, open_raster
 from ..slicer.sliced import check_classes
 from .batch_writer import BatchWriter
 from .label_fields import check_label_field
 from .labels import to_detections
+from .metadata import image_metadata
 from .model_cache import cached_model, describe_model
 from .run_records import MAX_STORED_ERRORS, RunRecorder, utc_now
 from .shards import shard_view
@@ -155,7 +156,7 @@ class InferenceRun:
         self._error_paths: dict[str, str] = {}
 
     def predict(self, image: Any, tile_model: TileModel) -> Predictions:
-        """The run's prediction on one decoded image (sliced or whole)."""
+        """The run's prediction on one image (an array or a ``RasterSource``), sliced or whole."""
         if isinstance(self.options, SliceOptions):
             return predict_sliced(image, tile_model, self.options)
         return predict_full_image(image, tile_model, self.options)
@@ -264,15 +265,21 @@ class InferenceRun:
         writer: BatchWriter,
     ) -> None:
         try:
-            image = load_image(path)
+            # A tiled TIFF is read window by window as tiles are predicted; a
+            # corrupt tile fails here with an ImageError naming it.
+            source = open_raster(path, self.options.bands, self.options.scaling)
+            try:
+                preds = self.predict(source, tile_model)
+            finally:
+                source.close()
         except ImageError as error:  # the engine's one error for a bad file
             self.summary.errors[sample_id] = str(error)
             self._error_paths[sample_id] = path
             writer.failed(sample_id)
             return
-        height, width = image.shape[:2]
-        detections = to_detections(self.predict(image, tile_model), width, height)
-        metadata = fo.ImageMetadata.build_for(path) if needs_metadata else None
+        width, height = source.size
+        detections = to_detections(preds, width, height)
+        metadata = image_metadata(path) if _needs_metadata(needs_metadata, source) else None
         writer.add(sample_id, detections, metadata)
         self.summary.processed += 1
         self.summary.num_detections += len(detections.detections)
@@ -348,3 +355,8 @@ class InferenceRun:
             if seconds > 0
             else None,
         }
+
+
+def _needs_metadata(missing: bool, source: RasterSource) -> bool:
+    """Write ``metadata`` when it is missing, and for every GeoTIFF (to keep its georeference)."""
+    return missing or source.georeference is not None
