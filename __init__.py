@@ -37,6 +37,8 @@ _SDK = {
     "get_run_info": ".sdk",
     "list_runs": ".sdk",
     "delete_runs": ".sdk",
+    "compute_metadata": ".sdk",
+    "write_previews": ".sdk",
     "compare_runs": ".evaluation",
     "recovered_view": ".evaluation",
     "lost_view": ".evaluation",

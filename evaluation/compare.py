@@ -11,7 +11,8 @@ dataset as a FiftyOne run, which the comparison panel reads.
 **Object sizes.** FiftyOne has no size breakdown, and ``results.use_subset()``
 does not change mAP, so each size bucket is a separate evaluation (not stored)
 on a view whose ground truth *and* predictions are filtered by their own box area
-in pixels (``metadata`` width x height, computed when missing). Buckets follow
+in pixels (``metadata`` width x height, computed when missing; TIFFs from
+their headers, so a BigTIFF larger than memory is never decoded). Buckets follow
 COCO's thresholds by default: small ``area < 32**2``, medium ``32**2 <= area <
 96**2``, large ``area >= 96**2``. This differs from pycocotools near a threshold:
 COCO evaluates all detections against ground truth in the range and *ignores*
@@ -44,6 +45,7 @@ from typing import Any
 import fiftyone as fo
 import fiftyone.core.utils as fou
 
+from ..sdk.metadata import compute_metadata
 from ..sdk.run_records import get_run_info
 from .logs import quiet_evaluation_logs
 from .results import Comparison, Metrics, RunMetrics
@@ -120,7 +122,7 @@ def compare_runs(
     """
     pred_fields = list(pred_fields)
     _check_inputs(samples, gt_field, pred_fields, size_thresholds, iou, max_preds)
-    samples.compute_metadata()
+    compute_metadata(samples)  # TIFFs from their headers, never decoded
     gt_has_masks = _has_masks(samples, gt_field)
     runs = []
     # One progress bar for the comparison: FiftyOne's lines and bars of the

@@ -234,7 +234,7 @@ class RunSlicedInference(_InferenceOperator):
     )
 
     def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
-        for group in (forms.SLICING, forms.MERGING, forms.FILTERING):
+        for group in (forms.SLICING, forms.MERGING, forms.FILTERING, forms.RASTERS):
             forms.settings_inputs(ctx, inputs, SliceOptions, group)
         forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
 
@@ -300,7 +300,7 @@ class RunBaselineInference(_InferenceOperator):
     )
 
     def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
-        settings = ("imgsz", *forms.FILTERING)
+        settings = ("imgsz", *forms.FILTERING, *forms.RASTERS)
         forms.settings_inputs(ctx, inputs, PredictOptions, settings)
 
     def __call__(

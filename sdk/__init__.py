@@ -5,7 +5,9 @@
 - ``batch_writer``, ``label_fields``, ``shards``, ``model_cache``: its parts;
 - ``labels``: engine ``Predictions`` <-> FiftyOne ``Detections``;
 - ``fiftyone_model``: any FiftyOne ``Model`` as an engine ``TileModel``;
-- ``run_records``: what each run stored on the dataset.
+- ``run_records``: what each run stored on the dataset;
+- ``metadata``: image metadata from file headers (TIFFs of any size, georeference);
+- ``previews``: low-resolution previews for images the App cannot show.
 
 Imports FiftyOne and the engine (``slicer``); never the evaluation or the App.
 """
@@ -17,7 +19,9 @@ from .inference import (
     sliced_run,
 )
 from .label_fields import LabelFieldError, check_label_field, label_field_problem
+from .metadata import compute_metadata, image_metadata
 from .model_cache import absolute_model_path, cached_model, clear_model_cache
+from .previews import write_previews
 from .run import InferenceRun, InferenceSummary
 from .run_records import delete_runs, get_run_info, list_runs
 from .shards import shard_of, shard_view, shard_views
@@ -33,12 +37,15 @@ __all__ = [
     "cached_model",
     "check_label_field",
     "clear_model_cache",
+    "compute_metadata",
     "delete_runs",
     "get_run_info",
+    "image_metadata",
     "label_field_problem",
     "list_runs",
     "shard_of",
     "shard_view",
     "shard_views",
     "sliced_run",
+    "write_previews",
 ]

@@ -279,7 +279,9 @@ class InferenceRun:
             return
         width, height = source.size
         detections = to_detections(preds, width, height)
-        metadata = image_metadata(path) if _needs_metadata(needs_metadata, source) else None
+        metadata = (
+            image_metadata(path) if _needs_metadata(needs_metadata, source) else None
+        )
         writer.add(sample_id, detections, metadata)
         self.summary.processed += 1
         self.summary.num_detections += len(detections.detections)

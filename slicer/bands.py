@@ -45,9 +45,7 @@ SCALINGS = {
 PERCENTILES = (2.0, 98.0)
 
 
-def select_bands(
-    bands: Sequence[int] | None, count: int, name: str
-) -> tuple[int, ...]:
+def select_bands(bands: Sequence[int] | None, count: int, name: str) -> tuple[int, ...]:
     """0-based indices of the bands to read, from 1-based ``bands`` (or the default).
 
     Raises:
@@ -102,7 +100,9 @@ class BandScaling:
             nodata: the raster's no-data value, left out of the percentiles.
         """
         if scaling not in SCALINGS:
-            raise ImageError(f"scaling must be one of {list(SCALINGS)}, got {scaling!r}")
+            raise ImageError(
+                f"scaling must be one of {list(SCALINGS)}, got {scaling!r}"
+            )
         dtype = np.dtype(dtype)
         count = samples.shape[1]
         if dtype == np.uint8 and scaling in ("auto", "range"):

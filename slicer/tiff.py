@@ -133,6 +133,12 @@ class TiffRaster:
         if self._colormap is not None:
             bands = None  # a palette image is one band of indices
         self.bands = select_bands(bands, self.band_count, self.name)
+        first = self.bands[0]
+        ascending = self.bands == tuple(range(first, first + len(self.bands)))
+        # A slice copies at memory speed; a list of bands gathers them one by one.
+        self._band_index = (
+            slice(first, first + len(self.bands)) if ascending else list(self.bands)
+        )
         self.georeference = georeference_of(page)
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._cache_bytes = 0
@@ -172,9 +178,10 @@ class TiffRaster:
         for y in range(0, out_h * fy, rows_per_band):
             y1 = min(y + rows_per_band, out_h * fy)
             band = self._to_rgb(self._read_raw(level, 0, y, out_w * fx, y1))
-            blocks = band.reshape((y1 - y) // fy, fy, out_w, fx, 3)
-            sums = blocks.sum(axis=(1, 3), dtype=np.uint32)
-            image[y // fy : y1 // fy] = (sums // (fx * fy)).astype(np.uint8)
+            # INTER_AREA at a whole factor is the mean of each fx x fy block.
+            image[y // fy : y1 // fy] = cv2.resize(
+                band, (out_w, (y1 - y) // fy), interpolation=cv2.INTER_AREA
+            ).reshape(-1, out_w, 3)
         shrink = max_side / max(out_w, out_h)
         if shrink < 1:
             size = (max(1, round(out_w * shrink)), max(1, round(out_h * shrink)))
@@ -234,7 +241,7 @@ class TiffRaster:
         """Copies the selected bands of part of one chunk into ``target``."""
         if level.planes == 1:
             chunk = self._chunk(level, level.chunk_index(0, row, col))
-            target[...] = chunk[ys, xs][..., list(self.bands)]
+            target[...] = chunk[ys, xs, self._band_index]
             return
         for i, band in enumerate(self.bands):
             chunk = self._chunk(level, level.chunk_index(band, row, col))
