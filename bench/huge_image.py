@@ -167,7 +167,7 @@ class SkipFlatTiles:
         results = []
         for tile in tiles:
             self.tiles += 1
-            if (tile == tile[:1, :1]).all():
+            if _is_flat(tile):
                 results.append(Predictions.empty(self.class_names, self.segments))
                 continue
             self.predicted += 1
@@ -175,6 +175,13 @@ class SkipFlatTiles:
                 [tile], imgsz=imgsz, confidence=confidence
             )
         return results
+
+
+def _is_flat(tile: np.ndarray) -> bool:
+    """Whether every pixel equals the first (rows equal the first row, which repeats one pixel)."""
+    rows = np.ascontiguousarray(tile).reshape(tile.shape[0], -1)
+    first = rows[0]
+    return not (rows != first).any() and not (first.reshape(-1, 3) != first[:3]).any()
 
 
 def recall50(truths: Sequence[Instances], detections: Sequence[Instances]) -> float:

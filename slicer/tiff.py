@@ -6,9 +6,10 @@ reads the stored tiles of a window straight from the file
 memory holds a window and a small cache of decoded tiles, never the image.
 Striped (untiled) TIFFs read the same way, strip by strip.
 
-The cache keeps recently decoded tiles, enough for two rows of tiles across
-the image (what row-major windows with overlap revisit), and at most
-``MAX_CACHE_BYTES``.
+A small cache keeps decoded tiles while windows may still need them: windows
+come in row-major order, so it holds the rows of tiles that the current row
+of overlapping windows covers, drops rows once reading has moved below them,
+and never holds more than ``MAX_CACHE_BYTES``.
 
 Example::
 
@@ -97,22 +98,35 @@ class TiffRaster:
         import tifffile
 
         self.name = str(path)
+        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._cache_bytes = 0
+        self._top_rows: dict[int, int] = {}
+        self._rows_spanned = 1
         try:
             self._tif = tifffile.TiffFile(path)
-            pages = [level.keyframe for level in self._tif.series[0].levels]
-        except (tifffile.TiffFileError, OSError, ValueError, IndexError) as error:
+        except (tifffile.TiffFileError, OSError, ValueError) as error:
             raise ImageError(f"cannot read TIFF {self.name}: {error}") from error
-        if pages[0].dtype is None or pages[0].imagedepth != 1:
-            self.close()
+        try:
+            self._set_up(bands, scaling)
+        except BaseException:
+            self._tif.close()
+            raise
+
+    def _set_up(self, bands: Sequence[int] | None, scaling: str) -> None:
+        """Checks the file can be read in windows; picks its bands and scaling."""
+        try:
+            pages = [level.keyframe for level in self._tif.series[0].levels]
+        except (IndexError, ValueError) as error:
+            raise ImageError(f"cannot read TIFF {self.name}: {error}") from error
+        page = pages[0]
+        if page.dtype is None or page.imagedepth != 1:
             raise ImageError(
                 f"{self.name}: unsupported TIFF data (volumetric, or a sample "
-                f"format tifffile cannot read)"
+                "format tifffile cannot read)"
             )
         self.levels = [TiffLevel(p) for p in pages if p.imagedepth == 1 and p.dtype]
-        page = self.levels[0].page
         chunk_bytes = self.levels[0].chunk_bytes
         if chunk_bytes > MAX_CHUNK_BYTES:
-            self.close()
             raise ImageError(
                 f"{self.name} stores its pixels in blocks of {chunk_bytes / 2**20:.0f} "
                 "MiB, too large to read in windows; save it tiled (e.g. "
@@ -120,7 +134,6 @@ class TiffRaster:
             )
         orientation = page.tags.valueof(274, 1)
         if orientation != 1:
-            self.close()
             raise ImageError(
                 f"{self.name}: TIFF orientation {orientation} is not supported for "
                 "windowed reading (only top-left, 1)"
@@ -140,8 +153,6 @@ class TiffRaster:
             slice(first, first + len(self.bands)) if ascending else list(self.bands)
         )
         self.georeference = georeference_of(page)
-        self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
-        self._cache_bytes = 0
         self.scaling = self._scaling_rule(scaling)
 
     @property
@@ -215,8 +226,11 @@ class TiffRaster:
                 f"{self.name}: window x {x0}-{x1}, y {y0}-{y1} is outside the "
                 f"{level.width}x{level.height} image"
             )
+        top, bottom = y0 // level.chunk_h, (y1 - 1) // level.chunk_h
+        self._forget_rows_above(level, top)
+        self._rows_spanned = max(self._rows_spanned, bottom - top + 1)
         out = np.empty((y1 - y0, x1 - x0, len(self.bands)), self.dtype)
-        for row in range(y0 // level.chunk_h, (y1 - 1) // level.chunk_h + 1):
+        for row in range(top, bottom + 1):
             cy = row * level.chunk_h
             for col in range(x0 // level.chunk_w, (x1 - 1) // level.chunk_w + 1):
                 cx = col * level.chunk_w
@@ -247,6 +261,21 @@ class TiffRaster:
             chunk = self._chunk(level, level.chunk_index(band, row, col))
             target[..., i] = chunk[ys, xs, 0]
 
+    def _forget_rows_above(self, level: TiffLevel, top: int) -> None:
+        """Drops cached chunks of rows above ``top`` once reading has moved below them.
+
+        Windows come in row-major order, so those rows are done; dropping them
+        first keeps the two rows a row of overlapping windows needs, where a
+        plain LRU would evict chunks just before they are used again.
+        """
+        if self._top_rows.get(id(level)) == top:
+            return
+        self._top_rows[id(level)] = top
+        first_below = top * level.cols
+        for key in [k for k in self._cache if k[0] == id(level)]:
+            if key[1] % (level.rows * level.cols) < first_below:
+                self._cache_bytes -= self._cache.pop(key).nbytes
+
     def _chunk(self, level: TiffLevel, index: int) -> np.ndarray:
         """One decoded chunk, ``(chunk_h, chunk_w, samples)``, from the cache or the file."""
         key = (id(level), index)
@@ -257,9 +286,10 @@ class TiffRaster:
         chunk = self._decode_chunk(level, index)
         self._cache[key] = chunk
         self._cache_bytes += chunk.nbytes
-        budget = min(
-            MAX_CACHE_BYTES, (2 * level.cols + 2) * level.planes * chunk.nbytes
-        )
+        # The rows of chunks one window spans, across the image: a row of
+        # windows revisits all of them.
+        rows = self._rows_spanned * level.cols + 2
+        budget = min(MAX_CACHE_BYTES, rows * level.planes * chunk.nbytes)
         while self._cache_bytes > budget and len(self._cache) > 1:
             _, dropped = self._cache.popitem(last=False)
             self._cache_bytes -= dropped.nbytes
@@ -311,17 +341,19 @@ class TiffRaster:
         picks = np.unique(
             np.linspace(0, total - 1, min(STRETCH_SAMPLE_TILES, total)).astype(int)
         )
+        # One stride for every chunk, so partial edge chunks are not over-weighted.
+        stride = max(1, math.isqrt(level.chunk_w * level.chunk_h // _SAMPLES_PER_TILE))
         parts = []
         for pick in picks:
             row, col = divmod(int(pick), level.cols)
             x0, y0 = col * level.chunk_w, row * level.chunk_h
             x1 = min(x0 + level.chunk_w, level.width)
             y1 = min(y0 + level.chunk_h, level.height)
-            values = self._read_raw(level, x0, y0, x1, y1).reshape(-1, len(self.bands))
-            step = max(1, len(values) // _SAMPLES_PER_TILE)
-            parts.append(values[::step])
+            values = self._read_raw(level, x0, y0, x1, y1)[::stride, ::stride]
+            parts.append(values.reshape(-1, len(self.bands)))
         self._cache.clear()
         self._cache_bytes = 0
+        self._top_rows.clear()
         return np.concatenate(parts)
 
     def _to_rgb(self, raw: np.ndarray) -> np.ndarray:
