@@ -5,7 +5,7 @@ tiled BigTIFF (3.4 GiB decoded) with four generated scenes pasted in, and a
 copy with one corrupt tile, and labels both, with the scenes as separate
 images, in a child process whose peak memory is measured (``VmHWM``). There
 the bundled detector runs on every tile that is not one flat colour
-(``bench.huge_image.SkipFlatTiles``): all 4661 tiles of the image are still
+(``bench.huge_image.SkipFlatTiles``): all 4602 tiles of the image are still
 read, shifted and merged, but the ~4500 flat ones skip the forward pass, which
 would take 3-10 minutes on a 2-core CPU. The run with the model on every tile
 is the benchmark (``python -m bench.huge_image``, docs/benchmarks.md).
