@@ -124,7 +124,9 @@ class TiffRaster:
                 f"{self.name}: unsupported TIFF data (volumetric, or a sample "
                 "format tifffile cannot read)"
             )
-        self.levels = [TiffLevel(p) for p in pages if p.imagedepth == 1 and p.dtype]
+        self.levels = [
+            TiffLevel(p) for p in pages if p.imagedepth == 1 and p.dtype is not None
+        ]
         chunk_bytes = self.levels[0].chunk_bytes
         if chunk_bytes > MAX_CHUNK_BYTES:
             raise ImageError(
