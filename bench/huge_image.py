@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python -m bench.huge_image --out /tmp/huge.md    # about 10 min on 2 cores
+    .venv/bin/python -m bench.huge_image --out docs/benchmarks.md   # its own section
     .venv/bin/python -m bench.huge_image --skip-flat            # the test's cheap model
 
 The image is a zlib-compressed, tiled GeoTIFF (BigTIFF) of a flat background
@@ -456,8 +456,26 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=1))
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        write_section(Path(args.out), text)
     return 0
+
+
+def write_section(path: Path, section: str) -> None:
+    """Puts ``section`` in the report at ``path``: replaces its own heading's section, else appends.
+
+    The section can live in ``docs/benchmarks.md`` next to what ``bench.run``
+    writes, or in a file of its own.
+    """
+    heading = section.splitlines()[0]
+    text = path.read_text() if path.is_file() else ""
+    if heading in text:
+        start = text.index(heading)
+        following = text.find("\n## ", start + len(heading))
+        rest = "" if following < 0 else "\n" + text[following + 1 :]
+        text = text[:start] + section + rest
+    else:
+        text = (text.rstrip() + "\n\n" if text.strip() else "") + section
+    path.write_text(text)
 
 
 if __name__ == "__main__":
