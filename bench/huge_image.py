@@ -207,7 +207,7 @@ def measure(
     model: str | Path = DET_MODEL,
     skip_flat: bool = False,
     baseline: bool = True,
-    timeout_s: float = 3600.0,
+    timeout_s: float = 6 * 3600.0,
 ) -> dict[str, Any]:
     """Runs ``python -m bench.huge_image --child`` on a case and returns its JSON report."""
     command = [sys.executable, "-m", "bench.huge_image", "--child", str(case_path)]
