@@ -38,6 +38,8 @@ _SDK = {
     "get_run_history": ".sdk",
     "list_runs": ".sdk",
     "delete_runs": ".sdk",
+    "compute_metadata": ".sdk",
+    "write_previews": ".sdk",
     "compare_runs": ".evaluation",
     "recovered_view": ".evaluation",
     "lost_view": ".evaluation",

@@ -24,7 +24,8 @@ times per run.
 
 **Object sizes.** Buckets follow COCO's thresholds by default: small ``area <
 32**2``, medium ``32**2 <= area < 96**2``, large ``area >= 96**2``, in pixels
-of box area (``metadata`` width x height, computed when missing). Each bucket is
+of box area (``metadata`` width x height, computed when missing; TIFFs from
+their headers, so a BigTIFF larger than memory is never decoded). Each bucket is
 evaluated as a view holding only its own objects would be: the bucket's ground
 truth against the bucket's predictions, re-matched from the same IoUs. This is
 the rule the comparison has always used, kept so that the numbers do not change;
@@ -77,6 +78,7 @@ import fiftyone.core.utils as fou
 import fiftyone.core.validation as fov
 import numpy as np
 
+from ..sdk.metadata import compute_metadata
 from ..sdk.run_records import get_run_info
 from .fields import EVALUATED_TYPES, label_type_of, unfilled_polygons
 from .fiftyone_evaluation import evaluation_config, store_evaluation
@@ -250,7 +252,7 @@ def iter_compare_runs(
     check_eval_keys(samples, gt_field, keys, s.overwrite)
     fields = [gt_field, *pred_fields]
     wait_for_runs(samples, fields, wait=s.wait, allow_running=s.allow_running)
-    samples.compute_metadata()
+    compute_metadata(samples)  # TIFFs from their headers, never decoded
     images = Images.load(samples)
     masks = _mask_choice(samples, gt_field, pred_fields, s.use_masks)
     gt = Objects.load(samples, gt_field, images, masks=any(masks.values()))

@@ -33,6 +33,7 @@ import fiftyone as fo
 import numpy as np
 from fiftyone import ViewField as F
 
+from ..sdk.metadata import compute_metadata
 from ..sdk.run_records import get_run_info
 from ..slicer.sliced import EDGE_MARGIN
 from ..slicer.tiles import crosses_seam, tile_boxes
@@ -107,7 +108,7 @@ def seam_metrics(
         ``{"seam": Metrics, "interior": Metrics}``.
     """
     info = sliced_run_info(samples, grid_field or pred_field)
-    samples.compute_metadata()
+    compute_metadata(samples)  # TIFFs from their headers, never decoded
     gt, pred = f"{gt_field}.detections", f"{pred_field}.detections"
     values = samples.values(
         [
@@ -201,7 +202,7 @@ def seam_view(
     if not 0 < iou <= 1:
         raise ValueError(f"iou must be in (0, 1], got {iou}")
     info = sliced_run_info(samples, run_field)
-    samples.compute_metadata()
+    compute_metadata(samples)  # TIFFs from their headers, never decoded
     gt, pred = f"{gt_field}.detections", f"{run_field}.detections"
     values = samples.values(
         [

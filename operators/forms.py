@@ -42,6 +42,7 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 SLICING = ("slice_wh", "overlap", "imgsz", "full_image_pass")
 MERGING = ("merge", "merge_metric", "merge_threshold", "class_agnostic")
 FILTERING = ("confidence", "classes", "max_detections")
+RASTERS = ("bands", "scaling")
 
 
 def grid_button(config: Any) -> types.Placement:

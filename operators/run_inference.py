@@ -294,7 +294,7 @@ class RunSlicedInference(_InferenceOperator):
     )
 
     def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
-        for group in (forms.SLICING, forms.MERGING, forms.FILTERING):
+        for group in (forms.SLICING, forms.MERGING, forms.FILTERING, forms.RASTERS):
             forms.settings_inputs(ctx, inputs, SliceOptions, group)
         forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
         forms.store_tiles_input(inputs, ctx.params.get("label_field") or "sliced")
@@ -362,7 +362,7 @@ class RunBaselineInference(_InferenceOperator):
     )
 
     def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
-        settings = ("imgsz", *forms.FILTERING)
+        settings = ("imgsz", *forms.FILTERING, *forms.RASTERS)
         forms.settings_inputs(ctx, inputs, PredictOptions, settings)
 
     def __call__(

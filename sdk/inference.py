@@ -14,7 +14,9 @@ Every run:
 - writes labels in batches (``set_values(..., key_field="id")``), so memory
   stays flat and an interrupted run keeps every finished sample, and no
   sample is ever half-written;
-- skips (and reports) samples whose image is missing or unreadable;
+- reads tiled TIFFs, BigTIFFs and GeoTIFFs window by window (never whole);
+- skips (and reports) samples whose image is missing or unreadable, or has a
+  corrupt stored tile;
 - records itself on the dataset (``run_records``) and returns an
   ``InferenceSummary``.
 
@@ -77,6 +79,8 @@ def apply_sliced_model(
     confidence: float = SliceOptions.confidence,
     classes: Sequence[str | int] | None = SliceOptions.classes,
     max_detections: int | None = SliceOptions.max_detections,
+    bands: Sequence[int] | None = SliceOptions.bands,
+    scaling: str = SliceOptions.scaling,
     merge: str | MergeConfig = MergeConfig.strategy,
     merge_metric: str = MergeConfig.metric,
     merge_threshold: float = MergeConfig.threshold,
@@ -125,6 +129,13 @@ def apply_sliced_model(
         confidence: minimum score kept.
         classes: labels (or class ids) to keep; ``None`` keeps all.
         max_detections: most detections per image, best first.
+        bands: for rasters read in windows (tiled TIFF, BigTIFF, GeoTIFF,
+            16-bit or multi-band TIFF), the bands shown as RGB, counted from 1
+            (e.g. ``(4, 3, 2)``), or one band shown as gray; ``None`` takes
+            the first three.
+        scaling: how such bands become 8-bit: ``"auto"`` (8-bit data as
+            stored, other data stretched per band between its 2nd and 98th
+            percentiles), ``"percentile"`` or ``"range"`` (the data type's).
         merge: ``"provenance"``, ``"nms"``, ``"nmm"``, ``"greedy_nmm"`` or
             ``"none"``.
         merge_metric: ``"iou"`` or ``"ios"``.
@@ -194,6 +205,8 @@ def apply_baseline_model(
     confidence: float = PredictOptions.confidence,
     classes: Sequence[str | int] | None = PredictOptions.classes,
     max_detections: int | None = PredictOptions.max_detections,
+    bands: Sequence[int] | None = PredictOptions.bands,
+    scaling: str = PredictOptions.scaling,
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
@@ -211,7 +224,9 @@ def apply_baseline_model(
 
     The same conversion, attributes (``tile`` is ``-1``), run record and safety
     rules as ``apply_sliced_model``, so the two fields compare like for like.
-    ``imgsz`` raises the input resolution (e.g. 1280) instead of slicing.
+    ``imgsz`` raises the input resolution (e.g. 1280) instead of slicing. A
+    raster read in windows is shrunk to the input size while it is read
+    (from a pyramid level when the file has one), never decoded whole.
 
     Args:
         samples: a dataset or view of images.
@@ -222,6 +237,8 @@ def apply_baseline_model(
         confidence: minimum score kept.
         classes: labels (or class ids) to keep; ``None`` keeps all.
         max_detections: most detections per image, best first.
+        bands: as in ``apply_sliced_model``.
+        scaling: as in ``apply_sliced_model``.
         device: torch device (``None``: cuda, mps or cpu).
         half: float16 inference (GPU only).
         overwrite: replace the field's values on these samples if it exists.

@@ -28,12 +28,12 @@ from ..slicer import (
     SliceOptions,
     TileModel,
     is_rotated,
-    load_image,
     predict_full_image,
     predict_sliced,
     tile_boxes,
 )
 from ..slicer.models.base import settings_in_effect
+from ..slicer.rasters import RasterSource, open_raster
 from ..slicer.sliced import check_classes
 from .batch_writer import BatchWriter
 from .dataset_doc import utc_now
@@ -41,6 +41,7 @@ from .field_claims import FieldClaim, FieldInUseError
 from .label_fields import check_label_field
 from .label_runs import labels_role
 from .labels import count_labels, label_type, tile_polylines, to_labels
+from .metadata import image_metadata
 from .model_cache import cached_model, describe_model
 from .run_records import MAX_STORED_ERRORS, RunRecorder
 from .sample_scope import collection_problem, labelled_ids, refresh_schema
@@ -205,7 +206,7 @@ class InferenceRun:
         self._kept_previous = 0
 
     def predict(self, image: Any, tile_model: TileModel) -> Predictions:
-        """The run's prediction on one decoded image (sliced or whole)."""
+        """The run's prediction on one image (an array or a ``RasterSource``), sliced or whole."""
         if isinstance(self.options, SliceOptions):
             return predict_sliced(image, tile_model, self.options)
         return predict_full_image(image, tile_model, self.options)
@@ -400,7 +401,13 @@ class InferenceRun:
         writer: BatchWriter,
     ) -> None:
         try:
-            image = load_image(path)
+            # A tiled TIFF is read window by window as tiles are predicted; a
+            # corrupt tile fails here with an ImageError naming it.
+            source = open_raster(path, self.options.bands, self.options.scaling)
+            try:
+                preds = self.predict(source, tile_model)
+            finally:
+                source.close()
         except ImageError as error:  # the engine's one error for a bad file
             message = str(error)
             if self.overwrite and sample_id in self._labelled:
@@ -410,10 +417,11 @@ class InferenceRun:
             self.summary.errors[sample_id] = message
             self._error_paths[sample_id] = path
             return
-        height, width = image.shape[:2]
-        preds = self.predict(image, tile_model)
+        width, height = source.size
         labels = to_labels(preds, width, height, is_rotated(tile_model))
-        metadata = fo.ImageMetadata.build_for(path) if needs_metadata else None
+        metadata = (
+            image_metadata(path) if _needs_metadata(needs_metadata, source) else None
+        )
         tiles = None
         if self.tiles_field is not None:
             grid = tile_boxes(
@@ -501,3 +509,8 @@ class InferenceRun:
             if seconds > 0
             else None,
         }
+
+
+def _needs_metadata(missing: bool, source: RasterSource) -> bool:
+    """Write ``metadata`` when it is missing, and for every GeoTIFF (to keep its georeference)."""
+    return missing or source.georeference is not None

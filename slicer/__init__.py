@@ -1,7 +1,8 @@
 """The slicing engine: tiles, model adapters, per-tile prediction and merging.
 
 Depends on numpy, OpenCV and (lazily) torch and the model libraries; never on
-FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``).
+FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``); tiled
+TIFFs are read window by window (see ``rasters``).
 
 Example::
 
@@ -18,12 +19,14 @@ from .merge import MergeConfig, merge_detections
 from .models import CallableModel, TileModel, is_rotated, load_model, select_device
 from .options import ModelOptions, PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
+from .rasters import ArrayRaster, RasterSource, open_raster
 from .settings import Setting, settings_of
 from .sliced import Unmerged, predict_full_image, predict_sliced, predict_unmerged
 from .tiles import crosses_seam, overlap_pixels, seam_lines, tile_boxes
 
 __all__ = [
     "FULL_IMAGE",
+    "ArrayRaster",
     "CallableModel",
     "ConfigError",
     "ImageError",
@@ -32,6 +35,7 @@ __all__ = [
     "ModelOptions",
     "PredictOptions",
     "Predictions",
+    "RasterSource",
     "Setting",
     "SliceOptions",
     "SlicerError",
@@ -42,6 +46,7 @@ __all__ = [
     "load_image",
     "load_model",
     "merge_detections",
+    "open_raster",
     "overlap_pixels",
     "predict_full_image",
     "predict_sliced",

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .bands import SCALINGS
 from .errors import ConfigError
 from .merge import MergeConfig
 from .settings import Setting, from_params, setting, settings_of
@@ -65,6 +66,9 @@ class PredictOptions:
         confidence: minimum score kept.
         classes: labels (or class ids) to keep; ``None`` keeps all.
         max_detections: most detections per image, best first.
+        bands: 1-based bands of a raster read in windows shown as RGB (three)
+            or gray (one); ``None`` takes the first three (see ``bands``).
+        scaling: how raster bands become 8-bit (``bands.SCALINGS``).
     """
 
     imgsz: int | None = setting(
@@ -98,9 +102,33 @@ class PredictOptions:
         kind="int",
         minimum=1,
     )
+    bands: tuple[int, ...] | None = setting(
+        None,
+        label="Bands (multi-band rasters)",
+        help="Bands of a raster read in windows (tiled TIFF, BigTIFF, GeoTIFF, "
+        "16-bit or multi-band TIFF) shown to the model as RGB, counted from 1 "
+        "as GDAL does: three (e.g. 4, 3, 2) or one (gray). Empty takes the first "
+        "three, or the only one. JPEG, PNG and 8-bit RGB images are used as "
+        "they are.",
+        kind="list",
+    )
+    scaling: str = setting(
+        "auto",
+        label="Band scaling",
+        help="How raster bands become 8-bit: 'auto' keeps 8-bit data and "
+        "stretches other data per band between its 2nd and 98th percentiles; "
+        "'percentile' always stretches; 'range' uses the data type's range.",
+        kind="choice",
+        choices=SCALINGS,
+    )
 
     def __post_init__(self) -> None:
         _check_input_size("imgsz", self.imgsz)
+        object.__setattr__(self, "bands", _normalize_bands(self.bands))
+        if self.scaling not in SCALINGS:
+            raise ConfigError(
+                f"scaling must be one of {', '.join(SCALINGS)}; got {self.scaling!r}"
+            )
         if isinstance(self.confidence, bool) or not isinstance(
             self.confidence, (int, float, np.number)
         ):
@@ -406,6 +434,32 @@ def _normalize_classes(classes: Any) -> tuple[str | int, ...] | None:
         if isinstance(c, bool) or not isinstance(c, (str, int, np.integer)):
             raise ConfigError(f"classes must be labels or class ids, got {c!r}")
         values.append(int(c) if isinstance(c, np.integer) else c)
+    return tuple(values) or None
+
+
+def _normalize_bands(bands: Any) -> tuple[int, ...] | None:
+    """``None``/empty -> ``None``; one or three band numbers (from 1) -> a tuple.
+
+    Form values arrive as text (``["4", "3", "2"]``), SDK values as numbers.
+    """
+    if bands is None:
+        return None
+    if isinstance(bands, (str, int, np.integer)) and not isinstance(bands, bool):
+        bands = [bands]
+    if not isinstance(bands, Sequence):
+        raise ConfigError(f"bands must be a list of band numbers, got {bands!r}")
+    values = []
+    for band in bands:
+        text = str(band).strip()
+        if isinstance(band, bool) or not text.isdigit() or int(text) < 1:
+            raise ConfigError(
+                f"bands are band numbers counted from 1, got {band!r} in {bands!r}"
+            )
+        values.append(int(text))
+    if len(values) not in (0, 1, 3):
+        raise ConfigError(
+            f"bands must name three bands (red, green, blue) or one (gray), got {bands!r}"
+        )
     return tuple(values) or None
 
 

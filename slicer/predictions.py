@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from .rotated import rbox_envelopes, regularize
@@ -212,6 +213,28 @@ class Predictions:
         sizes = self.boxes[:, 2:] - self.boxes[:, :2]
         angles = np.zeros((len(self), 1))
         return replace(self, rboxes=np.concatenate([centres, sizes, angles], axis=1))
+
+    def scaled(self, sx: float, sy: float) -> Predictions:
+        """The same detections in an image ``sx`` x ``sy`` times larger (a shrunk copy -> the image).
+
+        Masks are resized (nearest neighbour) to their scaled pixel boxes, so
+        they stay cropped and aligned with them.
+        """
+        factor = np.array([sx, sy, sx, sy], dtype=np.float64)
+        boxes = (self.boxes * factor).astype(np.float32)
+        if self.masks is None:
+            return replace(self, boxes=boxes)
+        mask_boxes = np.round(self.mask_boxes * factor).astype(np.int32)
+        mask_boxes[:, 2:] = np.maximum(mask_boxes[:, 2:], mask_boxes[:, :2] + 1)
+        masks = [
+            cv2.resize(
+                mask.astype(np.uint8),
+                (int(x1 - x0), int(y1 - y0)),
+                interpolation=cv2.INTER_NEAREST,
+            ).astype(bool)
+            for mask, (x0, y0, x1, y1) in zip(self.masks, mask_boxes, strict=True)
+        ]
+        return replace(self, boxes=boxes, masks=masks, mask_boxes=mask_boxes)
 
     def sorted_by_score(self) -> Predictions:
         """Detections by decreasing score (ties keep their order: deterministic)."""

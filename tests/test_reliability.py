@@ -32,6 +32,7 @@ from workers import start_worker, stop_worker
 import sliced_inference as si
 from sliced_inference.sdk import LabelFieldError, batch_writer, run
 from sliced_inference.slicer import ConfigError, ModelLoadError, load_image
+from sliced_inference.slicer.rasters import open_raster
 from sliced_inference.synthetic import (
     generate_scene,
     load_fiftyone_dataset,
@@ -383,14 +384,14 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
     reference = detection_values(dataset, "reference")
     reads = []
 
-    def failing_load_image(path):
+    def failing_open_raster(path, *args):
         reads.append(path)
         if len(reads) == 4:
             raise RuntimeError("injected failure at sample 4")
-        return load_image(path)
+        return open_raster(path, *args)
 
     monkeypatch.setattr(batch_writer, "WRITE_BATCH_SIZE", 2)
-    monkeypatch.setattr(run, "load_image", failing_load_image)
+    monkeypatch.setattr(run, "open_raster", failing_open_raster)
     with pytest.raises(RuntimeError, match="injected failure"):
         si.apply_sliced_model(dataset, str(det_model_path), "preds")
     partial = detection_values(dataset, "preds")
@@ -401,7 +402,7 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
     info = si.get_run_info(dataset, "preds")
     assert info["status"] == "failed" and "injected failure" in info["failure"]
 
-    monkeypatch.setattr(run, "load_image", load_image)
+    monkeypatch.setattr(run, "open_raster", open_raster)
     resumed = si.apply_sliced_model(
         dataset, str(det_model_path), "preds", skip_existing=True
     )

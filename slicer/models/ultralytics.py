@@ -25,8 +25,10 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..predictions import Predictions
-from .base import input_scale, select_device, torch_runtime
+from .base import bounded_map, input_scale, select_device, torch_runtime
 
+#: Batches read ahead of the forward passes (two run at once on a CPU).
+MAX_BATCHES_AHEAD = 3
 #: Suffixes Ultralytics loads (weights, architectures, exported models).
 ULTRALYTICS_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".torchscript", ".engine")
 
@@ -287,7 +289,7 @@ class UltralyticsModel:
         if pool is None:
             yield from map(fn, items)
         else:
-            yield from pool.map(fn, items)
+            yield from bounded_map(pool, fn, items, MAX_BATCHES_AHEAD)
 
     def __getstate__(self) -> dict[str, Any]:
         # A thread pool cannot be copied or pickled; a copy makes its own.
