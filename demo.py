@@ -304,8 +304,11 @@ def _quiet_logs() -> None:
 
     FiftyOne logs every evaluation at INFO and draws progress bars, and warns
     about the MongoDB 6 that ``bin/setup`` installs offline (harmless there).
+    Ultralytics announces the settings file it creates on first import, at
+    whatever log level is set before: only its own variable keeps it quiet.
     """
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
     import fiftyone as fo  # sets its own log level on import: configure after
 
     fo.config.show_progress_bars = False

@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         text = render_raw(json.loads(args.render.read_text()), args)
         for target in targets:
-            target.write_text(text)
+            target.write_text(report.with_marked_sections(target, text))
             _log(f"wrote {target} from {args.render}")
         return 0
 
@@ -588,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        target.write_text(report.with_marked_sections(target, text))
         target.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=float))
         _log(f"wrote {target}")
     return 0

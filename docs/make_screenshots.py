@@ -1,11 +1,13 @@
-"""Re-makes the README's screenshot of the comparison panel (``docs/images/comparison-panel.png``).
+"""Re-makes the README's screenshots: the "Run sliced inference" form and the comparison panel.
 
 It generates 4 images of about 2000 px, runs the bundled detection model on
 whole images (``baseline``) and on 640 px tiles (``sliced``), compares both
 with ``compare_runs``, then opens the FiftyOne App as a person does (the App
-server on loopback, Debian's Chromium headless), opens the "Sliced vs
-baseline" panel from the "+" next to the Samples tab, widens it and saves a
-PNG. The App is driven by the same helpers as ``tests/test_app.py``
+server on loopback, Debian's Chromium headless). It opens the "Run sliced
+inference" form from its button above the grid, fills the output field and
+saves the form (``docs/images/sliced-inference-form.png``); then it opens the
+"Sliced vs baseline" panel from the "+" next to the Samples tab, widens it and
+saves it (``docs/images/comparison-panel.png``). The App is driven by the same helpers as ``tests/test_app.py``
 (``tests/app_driver.py``), and FiftyOne runs in the test suite's isolated
 set-up (``tests/conftest.py``: a database and plugins dir of its own), so
 your datasets are not touched.
@@ -15,7 +17,7 @@ Needs the project's environment (``bash bin/setup``) and Chromium
 
 Usage::
 
-    .venv/bin/python docs/make_screenshots.py [--out docs/images/comparison-panel.png]
+    .venv/bin/python docs/make_screenshots.py [--out-dir docs/images]
 """
 
 from __future__ import annotations
@@ -25,10 +27,17 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = REPO_ROOT / "tests"
-DEFAULT_OUT = REPO_ROOT / "docs" / "images" / "comparison-panel.png"
+DEFAULT_OUT_DIR = REPO_ROOT / "docs" / "images"
+PANEL_PNG = "comparison-panel.png"
+FORM_PNG = "sliced-inference-form.png"
+SLICED_URI = "@slicer/sliced-inference/run_sliced_inference"
+SLICED_LABEL = "Run sliced inference"
+#: The output field typed into the form (the README's operator example).
+FORM_FIELD = "sliced_512"
 DATASET = "sliced-inference-screenshots"
 PANEL_NAME = "sliced_inference_comparison"
 PANEL_LABEL = "Sliced vs baseline"
@@ -42,7 +51,9 @@ DIVIDER_X = 430
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The script's command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="PNG to write")
+    parser.add_argument(
+        "--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where the PNGs go"
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the generated images"
     )
@@ -52,7 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Prepares the comparison, drives the App, writes the PNG; returns an exit code."""
     args = parse_args(argv)
-    out = args.out.resolve()
+    out_dir = args.out_dir.resolve()
     # conftest sets FiftyOne's environment (its own database, the plugin in a
     # plugins dir) on import: it must come before anything imports FiftyOne.
     sys.path.insert(0, str(TESTS_DIR))
@@ -97,22 +108,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             with chromium_page(chromium, work / "profile", VIEWPORT) as page:
                 open_dataset(page, server, DATASET, NUM_IMAGES)
+                shoot_form(page, out_dir / FORM_PNG)
                 panel = open_panel(page, PANEL_NAME, PANEL_LABEL)
                 panel.get_by_text("Metrics", exact=True).wait_for(timeout=120_000)
                 widen_right_space(page, DIVIDER_X)
                 panel.locator(".js-plotly-plot").first.wait_for()
                 # plotly redraws after the resize; let it settle before the shot
                 page.wait_for_timeout(2000)
-                save_screenshot(page, out)
+                save_screenshot(page, out_dir / PANEL_PNG)
         finally:
             survivors = server.stop()
         if survivors:
             print(f"killed processes the App server left: {survivors}")
     finally:
         dataset.delete()
-    size_kb = out.stat().st_size / 1024
-    print(f"wrote {out} ({size_kb:.0f} KB); server log and data in {work}")
+    for name in (FORM_PNG, PANEL_PNG):
+        size_kb = (out_dir / name).stat().st_size / 1024
+        print(f"wrote {out_dir / name} ({size_kb:.0f} KB)")
+    print(f"server log and data in {work}")
     return 0
+
+
+def shoot_form(page: Any, path: Path) -> None:
+    """Opens the "Run sliced inference" form, fills the output field, saves it, closes it."""
+    from app_driver import form_input, open_operator  # on sys.path once main() ran
+
+    dialog = open_operator(page, SLICED_URI, SLICED_LABEL)
+    form_input(dialog, "Output field").fill(FORM_FIELD)
+    # The form grows once target, model and field are valid.
+    form_input(dialog, "Slice size (px)").wait_for()
+    page.wait_for_timeout(1000)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dialog.screenshot(path=str(path))
+    print(f"[app] screenshot: {path}", file=sys.stderr)
+    dialog.get_by_role("button", name="Cancel", exact=True).click()
+    dialog.wait_for(state="hidden")
 
 
 if __name__ == "__main__":

@@ -21,14 +21,19 @@ from typing import Any
 
 import fiftyone.operators.types as types
 
-from ..sdk import label_field_problem
+from ..sdk import absolute_model_path, label_field_problem
+from ..sdk.sample_scope import collection_problem
 from ..slicer import ConfigError, ModelOptions, PredictOptions, Setting
 from ..slicer.models.ultralytics import ULTRALYTICS_SUFFIXES
+from .plugin_settings import BUNDLED_MODELS_DIR, model_location_problem
 
-#: Bundled models, offered as choices for the model input.
-BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: Targets with more samples default to delegated execution in the App.
 DELEGATE_ABOVE = 50
+#: Runs whose largest forward pass is estimated above this many bytes
+#: (``options.peak_input_bytes()``) run only delegated, never inside the App
+#: server: e.g. ``imgsz`` above about 4600 px, or more than 52 tiles of 640 px
+#: per batch.
+IMMEDIATE_MAX_BYTES = 2 * 1024**3
 #: Devices offered; any torch device string may be typed in.
 DEVICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -37,16 +42,41 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 SLICING = ("slice_wh", "overlap", "imgsz", "full_image_pass")
 MERGING = ("merge", "merge_metric", "merge_threshold", "class_agnostic")
 FILTERING = ("confidence", "classes", "max_detections")
+RASTERS = ("bands", "scaling")
+
+
+def grid_button(config: Any) -> types.Placement:
+    """A button for an operator (its label and icon) above the samples grid."""
+    return types.Placement(
+        types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
+        types.Button(label=config.label, icon=config.icon, prompt=True),
+    )
+
+
+def add_table(panel: types.Object, table: Any) -> None:
+    """A ``TableView`` of a ``Table`` whose rows live in panel state ``<name>_table``."""
+    view = types.TableView()
+    for key, label in table.columns.items():
+        view.add_column(key, label=label)
+    panel.list(f"{table.name}_table", types.Object(), view=view, label=table.title)
 
 
 def target_inputs(ctx: Any, inputs: types.Object) -> int:
     """Adds the standard target choice (dataset / current view / selected samples).
 
+    A target the run cannot label (a patches or frames view, ...) gets an
+    error notice and counts as empty, so the form stops there.
+
     Returns:
         the number of samples in the chosen target.
     """
     inputs.view_target(ctx)
-    return len(ctx.target_view())
+    target = ctx.target_view()
+    problem = collection_problem(target)
+    if problem:
+        inputs.view("target_problem", types.Error(label=problem))
+        return 0
+    return len(target)
 
 
 def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> bool:
@@ -60,15 +90,21 @@ def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> 
         label="Model",
         description=(
             "An Ultralytics weights file (.pt), a Transformers model directory, "
-            "or a Hugging Face hub id (org/name). Loading a .pt file unpickles "
-            "it: use weights you trust."
+            "or a Hugging Face hub id (org/name). .pt files are loaded safely "
+            "(weights only): files holding other Python objects are refused."
         ),
         view=types.AutocompleteView(
             choices=[types.Choice(p, label=Path(p).name) for p in bundled],
             allow_user_input=True,
         ),
     )
-    return _flag(prop, model_spec_problem(ctx.params.get("model", default)))
+    spec = ctx.params.get("model", default)
+    problem = model_spec_problem(spec) or model_location_problem(spec)
+    if problem is None and "model" in ctx.params:
+        # The params are what a delegated run is queued with, and its worker
+        # may run in another directory: a relative path must not travel.
+        ctx.params["model"] = absolute_model_path(spec.strip())
+    return flag(prop, problem)
 
 
 def model_spec_problem(spec: Any) -> str | None:
@@ -114,7 +150,7 @@ def label_field_inputs(
         required=True,
         default=default,
         label="Output field",
-        description="The Detections field the predictions are written to",
+        description="The field the predictions are written to (Detections; Polylines for oriented-box models)",
     )
     inputs.bool(
         "overwrite",
@@ -132,13 +168,23 @@ def label_field_inputs(
         ),
     )
     params = ctx.params
+    if params.get("skip_existing"):
+        inputs.bool(
+            "allow_mixed_settings",
+            default=False,
+            label="Allow other settings than the field's labels",
+            description=(
+                "Add labels even if the field's labels came from another model "
+                "or other settings (refused otherwise: one field, one run's labels)"
+            ),
+        )
     problem = label_field_problem(
         target,
         params.get("label_field", default),
         bool(params.get("overwrite", False)),
         bool(params.get("skip_existing", False)),
     )
-    return _flag(prop, problem)
+    return flag(prop, problem)
 
 
 def settings_inputs(
@@ -164,7 +210,7 @@ def settings_inputs(
         try:
             options_cls.from_params(given)
         except ConfigError as error:
-            ok = _flag(prop, str(error)) and ok
+            ok = flag(prop, str(error)) and ok
             del given[name]
     return ok
 
@@ -218,7 +264,7 @@ def device_inputs(ctx: Any, inputs: types.Object) -> bool:
     problem = None
     if not _DEVICE.match(device):
         problem = f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps"
-    return _flag(prop, problem)
+    return flag(prop, problem)
 
 
 def backend_inputs(ctx: Any, inputs: types.Object) -> bool:
@@ -240,6 +286,18 @@ def prelabel_inputs(inputs: types.Object) -> None:
     )
 
 
+def store_tiles_input(inputs: types.Object, label_field: str) -> None:
+    """Whether a sliced run also writes its tile grid, for the App to draw the seams."""
+    inputs.bool(
+        "store_tiles",
+        default=False,
+        label="Draw the tile grid",
+        description=f"Also write each image's tiles to '{label_field}_tiles' "
+        "(polylines), so the App shows where the seams are",
+        view=types.CheckboxView(),
+    )
+
+
 def sharding_inputs(ctx: Any, inputs: types.Object) -> bool:
     """How many delegated workers share the run (one disjoint shard each)."""
     prop = inputs.int(
@@ -257,7 +315,7 @@ def sharding_inputs(ctx: Any, inputs: types.Object) -> bool:
     problem = None
     if not isinstance(num_shards, int) or num_shards < 1:
         problem = "Shards must be a positive whole number"
-    return _flag(prop, problem)
+    return flag(prop, problem)
 
 
 def choice_input(
@@ -286,12 +344,78 @@ def choice_input(
     )
 
 
+def queue_problem(ctx: Any) -> str | None:
+    """Why this request may not be queued for a worker; ``None`` if it may (or runs now).
+
+    A queued operation only names its dataset: a non-persistent dataset is
+    deleted when the process that made it exits, and the worker then finds
+    nothing. Making it persistent silently would surprise the user, so the
+    request is refused with what to do.
+
+    Example::
+
+        >>> queue_problem(ctx)  # doctest: +SKIP
+        "Dataset 'x' is not persistent: ..."
+    """
+    if ctx.delegated or not is_queuing(ctx):
+        return None
+    dataset = ctx.dataset
+    if dataset is None or dataset.persistent:
+        return None
+    return not_persistent_message(dataset.name)
+
+
+def is_queuing(ctx: Any) -> bool:
+    """Whether this request queues work for delegated workers (rather than running it)."""
+    params = ctx.params
+    return bool(
+        ctx.requesting_delegated_execution
+        or params.get("delegate")
+        or is_shard_dispatcher(params)
+    )
+
+
+def is_shard_dispatcher(params: Mapping[str, Any]) -> bool:
+    """Whether a run's parameters ask to queue N > 1 shards (rather than be one of them)."""
+    shards = params.get("num_shards")
+    many = isinstance(shards, int) and not isinstance(shards, bool) and shards > 1
+    return many and params.get("shard_index") is None
+
+
+def not_persistent_message(name: str) -> str:
+    """What to do when a run is queued on a dataset that will not outlive its process."""
+    return (
+        f"Dataset {name!r} is not persistent, so it is deleted when this process "
+        "exits and a delegated worker would find nothing to run on. Make it "
+        "persistent first (dataset.persistent = True), or run now (delegate=False)."
+    )
+
+
+def can_delegate(ctx: Any) -> bool:
+    """Whether the App should offer delegated execution: only on persistent datasets."""
+    try:
+        return bool(ctx.dataset.persistent)
+    except Exception:  # no dataset yet while the App builds the form
+        return True
+
+
+def queue_inputs(ctx: Any, inputs: types.Object) -> bool:
+    """An error in the form when the request would queue work a worker cannot run."""
+    problem = queue_problem(ctx)
+    if problem is None:
+        return True
+    prop = inputs.view(
+        "not_persistent", types.Error(label="Cannot delegate", description=problem)
+    )
+    return flag(prop, problem)
+
+
 def device_param(value: Any) -> str | None:
     """The SDK's ``device`` for the form's value (``"auto"`` and empty -> ``None``)."""
     return None if value in (None, "", "auto") else str(value)
 
 
-def _flag(prop: Any, problem: str | None) -> bool:
+def flag(prop: Any, problem: str | None) -> bool:
     """Marks ``prop`` invalid with ``problem`` (when there is one); True if valid."""
     if problem:
         prop.invalid = True

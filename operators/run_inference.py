@@ -19,11 +19,26 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..sdk import InferenceRun, baseline_run, sliced_run
-from ..slicer import MergeConfig, ModelOptions, PredictOptions, SliceOptions
-from . import forms
+from ..sdk import (
+    InferenceRun,
+    absolute_model_path,
+    baseline_run,
+    check_label_field,
+    sliced_run,
+)
+from ..sdk.sample_scope import collection_problem
+from ..slicer import (
+    ConfigError,
+    MergeConfig,
+    ModelLoadError,
+    ModelOptions,
+    PredictOptions,
+    SliceOptions,
+)
+from . import forms, plugin_settings
 
-#: Keywords of ``__call__`` besides the settings of ``options_cls``.
+#: Keywords of ``__call__`` besides the settings of ``options_cls``. Never
+#: ``allow_unsafe_pickle``: that is the administrator's plugin setting.
 _CALL_KEYWORDS = {
     "device",
     "half",
@@ -32,8 +47,11 @@ _CALL_KEYWORDS = {
     "calibration_tiles",
     "overwrite",
     "skip_existing",
+    "allow_mixed_settings",
     "tags",
 }
+#: Keywords only sliced runs take.
+_SLICED_KEYWORDS = {"store_tiles"}
 #: Model settings the forms show besides the device (``ModelOptions``).
 _MODEL_SETTINGS = ("backend", "precision", "calibration_tiles")
 #: Least seconds between two progress updates sent to the App or the database.
@@ -46,19 +64,59 @@ class _InferenceOperator(foo.Operator):
     #: ``SliceOptions`` or ``PredictOptions``: the settings the form shows.
     options_cls: type[PredictOptions] = PredictOptions
     default_field = ""
+    #: The operator's name, label, description and icon (its ``config``).
+    identity: tuple[str, str, str, str] = ("", "", "", "")
 
-    def resolve_placement(self, ctx: Any) -> types.Placement:
-        return types.Placement(
-            types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
-            types.Button(label=self.config.label, icon=self.config.icon, prompt=True),
+    @property
+    def config(self) -> foo.OperatorConfig:
+        name, label, description, icon = self.identity
+        return foo.OperatorConfig(
+            name=name,
+            label=label,
+            description=description,
+            icon=icon,
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
         )
 
+    def resolve_input(self, ctx: Any) -> types.Property:
+        inputs = types.Object()
+        if self._common_inputs(ctx, inputs):
+            self._settings_inputs(ctx, inputs)
+            self._delegation_notice(ctx, inputs)
+            self._run_inputs(ctx, inputs)
+        return types.Property(inputs, view=types.View(label=self.config.label))
+
+    def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
+        """The run's own settings, between the common inputs and the run inputs."""
+        raise NotImplementedError
+
+    def resolve_placement(self, ctx: Any) -> types.Placement:
+        return forms.grid_button(self.config)
+
     def resolve_delegation(self, ctx: Any) -> bool | None:
-        # A shard dispatcher only queues work: always immediate. Otherwise the
-        # caller's explicit choice, else the user's (resolve_execution_options).
-        if _is_dispatcher(ctx.params):
+        # A shard dispatcher only queues work: always immediate. A run whose
+        # inputs need a lot of memory never runs inside the App server.
+        # Otherwise the caller's explicit choice, else the user's
+        # (resolve_execution_options).
+        if forms.is_shard_dispatcher(ctx.params):
             return False
+        if self._needs_worker(ctx):
+            return True
         return ctx.params.get("delegate")
+
+    def _needs_worker(self, ctx: Any) -> bool:
+        """Whether the run's largest forward pass is estimated above ``forms.IMMEDIATE_MAX_BYTES``."""
+        settings = {
+            k: v for k, v in ctx.params.items() if k in self.options_cls.settings()
+        }
+        try:
+            options = self.options_cls.from_params(settings)
+        except (ConfigError, TypeError):
+            return False  # the form flags the bad value
+        return options.peak_input_bytes() > forms.IMMEDIATE_MAX_BYTES
 
     def resolve_execution_options(self, ctx: Any) -> foo.ExecutionOptions:
         forced = self.resolve_delegation(ctx)
@@ -66,6 +124,10 @@ class _InferenceOperator(foo.Operator):
             return foo.ExecutionOptions(
                 allow_immediate_execution=not forced,
                 allow_delegated_execution=forced,
+            )
+        if not forms.can_delegate(ctx):
+            return foo.ExecutionOptions(
+                allow_immediate_execution=True, allow_delegated_execution=False
             )
         try:
             large = len(ctx.target_view()) > forms.DELEGATE_ABOVE
@@ -85,7 +147,7 @@ class _InferenceOperator(foo.Operator):
         return name
 
     def execute(self, ctx: Any) -> Any:
-        if _is_dispatcher(ctx.params):
+        if forms.is_shard_dispatcher(ctx.params):
             return queue_shards(ctx, self)
         run = self.build_run(ctx)
         if ctx.delegated:
@@ -93,7 +155,7 @@ class _InferenceOperator(foo.Operator):
                 lambda f, label: ctx.set_progress(progress=f, label=label)
             )
             return run.execute(progress=report).to_dict()
-        if not ctx.params.get("stream_progress", True):
+        if not streams_progress(ctx):
             return run.execute().to_dict()  # a Python caller: return the summary
         return _streamed(ctx, run)
 
@@ -115,12 +177,22 @@ class _InferenceOperator(foo.Operator):
         return types.Property(outputs, view=types.View(label="Inference run"))
 
     def build_run(self, ctx: Any) -> InferenceRun:
-        """The SDK run the form's parameters describe (on the target view)."""
+        """The SDK run the form's parameters describe (on the target view).
+
+        The administrator's plugin settings apply here, whatever the form
+        sent: the model must be in the allowed directories, and ``.pt``
+        files are loaded safely unless ``allow_unsafe_pickle`` is set.
+        """
         params = ctx.params
+        problem = plugin_settings.model_location_problem(params["model"])
+        if problem:
+            raise ModelLoadError(problem)
         shard = params.get("shard_index")
         settings = {k: params[k] for k in self.options_cls.settings() if k in params}
         settings.update({k: params[k] for k in _MODEL_SETTINGS if k in params})
-        make = sliced_run if self.options_cls is SliceOptions else baseline_run
+        sliced = self.options_cls is SliceOptions
+        extra = {"store_tiles": bool(params.get("store_tiles"))} if sliced else {}
+        make = sliced_run if sliced else baseline_run
         return make(
             ctx.target_view(),
             params["model"],
@@ -128,12 +200,15 @@ class _InferenceOperator(foo.Operator):
             **settings,
             device=forms.device_param(params.get("device")),
             half=bool(params.get("half", False)),
+            allow_unsafe_pickle=plugin_settings.allow_unsafe_pickle(),
             overwrite=bool(params.get("overwrite", False)),
             skip_existing=bool(params.get("skip_existing", False)),
+            allow_mixed_settings=bool(params.get("allow_mixed_settings", False)),
             tags=params.get("tags") or None,
             token=_secret(ctx, "HF_TOKEN"),
             shard=None if shard is None else (shard, params["num_shards"]),
             run_id=params.get("run_id"),
+            **extra,
         )
 
     def _run_inputs(self, ctx: Any, inputs: types.Object) -> None:
@@ -142,6 +217,7 @@ class _InferenceOperator(foo.Operator):
         forms.backend_inputs(ctx, inputs)
         forms.prelabel_inputs(inputs)
         forms.sharding_inputs(ctx, inputs)
+        forms.queue_inputs(ctx, inputs)
 
     def _call(
         self,
@@ -154,11 +230,14 @@ class _InferenceOperator(foo.Operator):
     ) -> Any:
         """``__call__``: checks the keywords, then runs the operator on their JSON form."""
         settings = self.options_cls.settings()
-        unknown = set(keywords) - set(settings) - _CALL_KEYWORDS
+        allowed = _CALL_KEYWORDS | (
+            _SLICED_KEYWORDS if self.options_cls is SliceOptions else set()
+        )
+        unknown = set(keywords) - set(settings) - allowed
         if unknown:
             raise TypeError(
                 f"{self.config.name} got unknown keyword(s) {sorted(unknown)}; it "
-                f"takes {', '.join([*settings, *sorted(_CALL_KEYWORDS)])}"
+                f"takes {', '.join([*settings, *sorted(allowed)])}"
             )
         # Bad values fail here, in the caller's words, not in the operator.
         self.options_cls.from_params(
@@ -167,8 +246,12 @@ class _InferenceOperator(foo.Operator):
         ModelOptions.from_params(
             {k: keywords[k] for k in _MODEL_SETTINGS if k in keywords}
         )
+        model = absolute_model_path(str(model))
+        _check_call(
+            sample_collection, model, label_field, num_shards, delegate, keywords
+        )
         params = {
-            "model": str(model),
+            "model": model,
             "label_field": label_field,
             "num_shards": num_shards,
             **{k: _json_value(v) for k, v in keywords.items() if v is not None},
@@ -190,9 +273,23 @@ class _InferenceOperator(foo.Operator):
             forms.label_field_inputs(ctx, inputs, target, self.default_field) and ready
         )
         if count == 0:
-            inputs.view("empty", types.Warning(label="The target has no samples"))
+            if not collection_problem(target):
+                inputs.view("empty", types.Warning(label="The target has no samples"))
             return False
         return ready
+
+    def _delegation_notice(self, ctx: Any, inputs: types.Object) -> None:
+        """Says when the run's inputs are too large to run inside the App server."""
+        if self._needs_worker(ctx):
+            inputs.view(
+                "runs_delegated",
+                types.Notice(
+                    label="These input sizes need more than "
+                    f"{forms.IMMEDIATE_MAX_BYTES / 2**30:.0f} GiB of memory per "
+                    "forward pass (estimated): the run is queued for a delegated "
+                    "worker (`fiftyone delegated launch`)"
+                ),
+            )
 
 
 class RunSlicedInference(_InferenceOperator):
@@ -200,28 +297,18 @@ class RunSlicedInference(_InferenceOperator):
 
     options_cls = SliceOptions
     default_field = "sliced"
+    identity = (
+        "run_sliced_inference",
+        "Run sliced inference",
+        "Find small objects: predict on overlapping tiles and merge",
+        "grid_on",
+    )
 
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="run_sliced_inference",
-            label="Run sliced inference",
-            description="Find small objects: predict on overlapping tiles and merge",
-            icon="grid_on",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
-
-    def resolve_input(self, ctx: Any) -> types.Property:
-        inputs = types.Object()
-        if self._common_inputs(ctx, inputs):
-            for group in (forms.SLICING, forms.MERGING, forms.FILTERING):
-                forms.settings_inputs(ctx, inputs, SliceOptions, group)
-            forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
-            self._run_inputs(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Run sliced inference"))
+    def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
+        for group in (forms.SLICING, forms.MERGING, forms.FILTERING, forms.RASTERS):
+            forms.settings_inputs(ctx, inputs, SliceOptions, group)
+        forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
+        forms.store_tiles_input(inputs, ctx.params.get("label_field") or "sliced")
 
     def __call__(
         self,
@@ -239,17 +326,26 @@ class RunSlicedInference(_InferenceOperator):
             sample_collection: the dataset or view to label.
             model: a model path or Hugging Face hub id (operator parameters
                 are JSON, so no model objects).
-            label_field: the ``Detections`` field to write.
+            label_field: the field to write (``Detections``, or ``Polylines``
+                for an oriented-box model).
             num_shards: with N > 1, queue N delegated operations, one per
                 disjoint shard of ``sample_collection``.
             delegate: queue a delegated operation instead of running now.
             **keywords: the settings of ``apply_sliced_model`` (``slice_wh``,
                 ``overlap``, ``merge``, ..., ``device``, ``overwrite``,
-                ``skip_existing``, ``tags``).
+                ``skip_existing``, ``tags``, ``store_tiles``).
 
         Returns:
             an ``ExecutionResult``; ``.result`` is the run's summary dict when
-            it ran immediately, the queued operation otherwise.
+            it ran immediately, the queued operation otherwise (a local model
+            path is queued as an absolute path, for workers started anywhere).
+
+        Raises:
+            ValueError: no such model file, or a delegated or sharded run on a
+                dataset that is not persistent (its worker would find nothing).
+            LabelFieldError: the field exists and neither ``overwrite`` nor
+                ``skip_existing`` is set, or it holds another label type.
+            ConfigError: a setting is out of range.
 
         Example::
 
@@ -269,27 +365,16 @@ class RunBaselineInference(_InferenceOperator):
 
     options_cls = PredictOptions
     default_field = "baseline"
+    identity = (
+        "run_baseline_inference",
+        "Run baseline inference",
+        "Predict on each whole image (optionally at a higher resolution)",
+        "crop_free",
+    )
 
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="run_baseline_inference",
-            label="Run baseline inference",
-            description="Predict on each whole image (optionally at a higher resolution)",
-            icon="crop_free",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-        )
-
-    def resolve_input(self, ctx: Any) -> types.Property:
-        inputs = types.Object()
-        if self._common_inputs(ctx, inputs):
-            settings = ("imgsz", *forms.FILTERING)
-            forms.settings_inputs(ctx, inputs, PredictOptions, settings)
-            self._run_inputs(ctx, inputs)
-        return types.Property(inputs, view=types.View(label="Run baseline inference"))
+    def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
+        settings = ("imgsz", *forms.FILTERING, *forms.RASTERS)
+        forms.settings_inputs(ctx, inputs, PredictOptions, settings)
 
     def __call__(
         self,
@@ -306,7 +391,8 @@ class RunBaselineInference(_InferenceOperator):
         Args:
             sample_collection: the dataset or view to label.
             model: a model path or Hugging Face hub id.
-            label_field: the ``Detections`` field to write.
+            label_field: the field to write (``Detections``, or ``Polylines``
+                for an oriented-box model).
             num_shards: with N > 1, queue N delegated operations (one per shard).
             delegate: queue a delegated operation instead of running now.
             **keywords: the settings of ``apply_baseline_model`` (``imgsz``,
@@ -384,8 +470,42 @@ def queue_shards(ctx: Any, operator: foo.Operator) -> dict[str, Any]:
     return {"queued": queued, "run_id": run_id}
 
 
-def _is_dispatcher(params: dict[str, Any]) -> bool:
-    return (params.get("num_shards") or 1) > 1 and params.get("shard_index") is None
+def streams_progress(ctx: Any) -> bool:
+    """Whether an immediate run streams progress (the App) or returns its summary (Python).
+
+    ``foo.execute_operator`` exhausts a generator and drops what it returns, so
+    a Python caller would get ``result=None``. The App's requests always name
+    the operator (``operator_uri``); ``execute_operator``'s do not. An explicit
+    ``stream_progress`` parameter wins.
+    """
+    explicit = ctx.params.get("stream_progress")
+    if explicit is not None:
+        return bool(explicit)
+    return "operator_uri" in ctx.request_params
+
+
+def _check_call(
+    samples: fo.core.collections.SampleCollection,
+    model: str,
+    label_field: str,
+    num_shards: int,
+    delegate: bool,
+    keywords: dict[str, Any],
+) -> None:
+    """What the form would refuse, raised in the caller's words before the operator runs."""
+    problem = forms.model_spec_problem(model)
+    if problem:
+        raise ValueError(problem)
+    # Shards write only empty samples unless told to overwrite (queue_shards).
+    check_label_field(
+        samples,
+        label_field,
+        bool(keywords.get("overwrite")),
+        bool(keywords.get("skip_existing")) or num_shards > 1,
+    )
+    dataset = samples._root_dataset
+    if (delegate or num_shards > 1) and not dataset.persistent:
+        raise ValueError(forms.not_persistent_message(dataset.name))
 
 
 def _streamed(ctx: Any, run: InferenceRun) -> Iterator[Any]:

@@ -19,6 +19,7 @@ import fiftyone.core.models as fom
 import numpy as np
 
 from ..slicer import ModelLoadError, Predictions
+from ..slicer.models.base import INPUT_SIZE_SETTINGS, OWN_BACKEND, Runtime
 from .labels import class_id_map, predictions_from_detections
 
 
@@ -37,7 +38,9 @@ class FiftyOneTileModel:
         class_names: id -> label; by default the model's ``classes`` if it
             has them, else ids are given to labels as they are first seen.
 
-    ``imgsz`` does not apply: the model's own transforms size its input.
+    ``imgsz``, ``device`` and ``half`` do not apply: the model's own
+    transforms size its input, and it runs on the device and in the precision
+    it was built with (``runtime`` says which, when the model tells).
 
     Example::
 
@@ -64,9 +67,12 @@ class FiftyOneTileModel:
             classes = getattr(model, "classes", None) or []
             class_names = dict(enumerate(str(c) for c in classes))
         self.class_names = dict(class_names)
+        # Without a class list, labels get ids as they are first seen.
+        self.learns_classes = not self.class_names
         self._class_ids = class_id_map(self.class_names)
         self.default_imgsz = None
         self.segments = False
+        self.runtime = _runtime(model)
 
     @property
     def name(self) -> str:
@@ -99,6 +105,26 @@ class FiftyOneTileModel:
         for preds in results:
             preds.class_names = self.class_names
         return results
+
+
+def _runtime(model: fom.Model) -> Runtime:
+    """What a FiftyOne model runs with (Torch models tell their device)."""
+    device = getattr(model, "device", None)
+    half = getattr(model, "using_half_precision", None)
+    applied = {**OWN_BACKEND, "device": None if device is None else str(device)}
+    if half is not None:
+        applied["half"] = bool(half)
+    where = f"on {applied['device']}" if device is not None else "where it was built"
+    return Runtime(
+        applied,
+        {
+            **dict.fromkeys(
+                INPUT_SIZE_SETTINGS, "a FiftyOne Model's own transforms size its input"
+            ),
+            "device": f"a FiftyOne Model runs {where}; build it for another device",
+            "half": "a FiftyOne Model runs in the precision it was built with",
+        },
+    )
 
 
 def _detections(output: Any, name: str) -> fo.Detections | None:

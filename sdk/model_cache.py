@@ -64,16 +64,40 @@ def clear_model_cache() -> None:
     _MODEL_CACHE.clear()
 
 
-def describe_model(model: Any) -> str:
-    """What a run record says the model was: its path or hub id, else its class name.
+def absolute_model_path(model: Any) -> Any:
+    """A model given by a local path, as an absolute path; anything else unchanged.
+
+    A delegated run is executed by a worker that may have started in another
+    directory, where a relative path points elsewhere: the operators store the
+    absolute path when they queue a run, and run records name it too. Hub ids
+    (``org/name`` with no such local path) and model objects are returned as
+    they are.
 
     Example::
 
-        >>> describe_model("models/small-objects-det.pt")
-        'models/small-objects-det.pt'
+        >>> import os
+        >>> absolute_model_path("models/small-objects-det.pt") == os.path.abspath(
+        ...     "models/small-objects-det.pt")
+        True
+        >>> absolute_model_path("facebook/detr-resnet-50")
+        'facebook/detr-resnet-50'
+    """
+    if not isinstance(model, (str, Path)):
+        return model
+    path = os.path.expanduser(str(model).strip())
+    return os.path.abspath(path) if os.path.exists(path) else model
+
+
+def describe_model(model: Any) -> str:
+    """What a run record says the model was: its absolute path or hub id, else its class name.
+
+    Example::
+
+        >>> describe_model("facebook/detr-resnet-50")
+        'facebook/detr-resnet-50'
     """
     if isinstance(model, (str, Path)):
-        return str(model)
+        return str(absolute_model_path(model))
     ckpt = getattr(model, "ckpt_path", None)  # ultralytics.YOLO
     if isinstance(ckpt, str) and ckpt:
         return ckpt

@@ -1,7 +1,8 @@
 """The slicing engine: tiles, model adapters, per-tile prediction and merging.
 
 Depends on numpy, OpenCV and (lazily) torch and the model libraries; never on
-FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``).
+FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``); tiled
+TIFFs are read window by window (see ``rasters``).
 
 Example::
 
@@ -15,16 +16,24 @@ Example::
 from .errors import ConfigError, ImageError, ModelLoadError, SlicerError
 from .images import load_image, to_rgb
 from .merge import MergeConfig, merge_detections
-from .models import CallableModel, TileModel, load_model, runtime_of, select_device
+from .models import CallableModel, TileModel, is_rotated, load_model, select_device
 from .models.export_cache import cache_root, clear_cache
 from .options import ModelOptions, PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
+from .rasters import ArrayRaster, RasterSource, open_raster
 from .settings import Setting, settings_of
-from .sliced import calibrate, predict_full_image, predict_sliced
-from .tiles import overlap_pixels, tile_boxes
+from .sliced import (
+    Unmerged,
+    calibrate,
+    predict_full_image,
+    predict_sliced,
+    predict_unmerged,
+)
+from .tiles import crosses_seam, overlap_pixels, seam_lines, tile_boxes
 
 __all__ = [
     "FULL_IMAGE",
+    "ArrayRaster",
     "CallableModel",
     "ConfigError",
     "ImageError",
@@ -33,20 +42,26 @@ __all__ = [
     "ModelOptions",
     "PredictOptions",
     "Predictions",
+    "RasterSource",
     "Setting",
     "SliceOptions",
     "SlicerError",
     "TileModel",
+    "Unmerged",
     "cache_root",
     "calibrate",
     "clear_cache",
+    "crosses_seam",
+    "is_rotated",
     "load_image",
     "load_model",
     "merge_detections",
+    "open_raster",
     "overlap_pixels",
     "predict_full_image",
     "predict_sliced",
-    "runtime_of",
+    "predict_unmerged",
+    "seam_lines",
     "select_device",
     "settings_of",
     "tile_boxes",

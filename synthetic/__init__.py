@@ -19,29 +19,49 @@ from __future__ import annotations
 
 from typing import Any
 
-from .export import coco_rle, decode_coco_rle, image_seed, write_dataset
+from .export import (
+    coco_rle,
+    dataset_scenes,
+    decode_coco_rle,
+    image_seed,
+    write_dataset,
+    write_oriented_dataset,
+)
+from .oriented import ORIENTED_CLASSES, OrientedScene, generate_oriented_scene
 from .scenes import Scene, generate_scene, scene_size
 from .shapes import CLASSES, Sprite, draw_sprite
 
 __all__ = [
     "CLASSES",
+    "ORIENTED_CLASSES",
+    "OrientedScene",
     "Scene",
     "Sprite",
     "coco_rle",
+    "dataset_scenes",
     "decode_coco_rle",
     "draw_sprite",
+    "generate_oriented_scene",
     "generate_scene",
     "image_seed",
     "load_fiftyone_dataset",
+    "load_oriented_dataset",
+    "oriented_scene_to_polylines",
     "scene_size",
     "scene_to_detections",
     "write_dataset",
+    "write_oriented_dataset",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # FiftyOne is slow to import and optional for the generator: load on use.
-    if name in ("load_fiftyone_dataset", "scene_to_detections"):
+    if name in (
+        "load_fiftyone_dataset",
+        "load_oriented_dataset",
+        "oriented_scene_to_polylines",
+        "scene_to_detections",
+    ):
         from . import fiftyone_dataset
 
         return getattr(fiftyone_dataset, name)

@@ -33,8 +33,58 @@ _PLUGINS_DIR.mkdir()
 (_PLUGINS_DIR / "sliced-inference").symlink_to(REPO_ROOT, target_is_directory=True)
 os.environ["FIFTYONE_PLUGINS_DIR"] = str(_PLUGINS_DIR)
 
+#: The App tests (headless Chromium): a skip is easy to miss in a long run.
+APP_TESTS = "test_app.py"
+#: Set by ``.ci/run``: the session fails unless every App test ran and passed.
+REQUIRE_APP_TESTS = "SLICED_INFERENCE_REQUIRE_APP_TESTS"
+_app_results: dict[str, list[pytest.TestReport]] = {"passed": [], "skipped": []}
+
 DET_MODEL = REPO_ROOT / "models" / "small-objects-det.pt"
 SEG_MODEL = REPO_ROOT / "models" / "small-objects-seg.pt"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Notes which App tests passed and which were skipped."""
+    if report.nodeid.split("::")[0].endswith(APP_TESTS):
+        if report.skipped:
+            _app_results["skipped"].append(report)
+        elif report.passed and report.when == "call":
+            _app_results["passed"].append(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fails the session when App tests were required but did not all run."""
+    required = os.environ.get(REQUIRE_APP_TESTS)
+    if required and (_app_results["skipped"] or not _app_results["passed"]):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Says last, after pytest's own summary, that App tests did not run."""
+    skipped = _app_results["skipped"]
+    required = os.environ.get(REQUIRE_APP_TESTS)
+    write = config.pluginmanager.get_plugin("terminalreporter")
+    if write is None or not (skipped or (required and not _app_results["passed"])):
+        return
+    title = (
+        f"{len(skipped)} App tests SKIPPED" if skipped else "the App tests did not run"
+    )
+    write.write_sep("!", title, red=True, bold=True)
+    reasons = {
+        r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
+        for r in skipped
+    }
+    for reason in sorted(reasons):
+        write.write_line(f"  {reason}", red=True)
+    write.write_line(
+        "  The App is not tested by this run (tests/test_app.py, headless "
+        "Chromium); to run it: apt-get install -y chromium chromium-driver",
+        red=True,
+    )
+    if required:
+        write.write_line(
+            f"  {REQUIRE_APP_TESTS} is set (.ci/run): this run FAILS.", red=True
+        )
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +137,50 @@ def tiny_detr_dir(session_dir: Path) -> Path:
         )
         DetrForObjectDetection(config).save_pretrained(path)
         DetrImageProcessor(
+            size={"shortest_edge": 128, "longest_edge": 128}
+        ).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mask2former_dir(session_dir: Path) -> Path:
+    """A real (randomly initialised) Mask2Former instance segmenter, built offline."""
+    import torch
+    from transformers import (
+        Mask2FormerConfig,
+        Mask2FormerForUniversalSegmentation,
+        Mask2FormerImageProcessor,
+        SwinConfig,
+    )
+
+    path = session_dir / "tiny-mask2former"
+    if not path.exists():
+        backbone = SwinConfig(
+            embed_dim=16,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 1, 1],
+            window_size=4,
+            out_features=["stage1", "stage2", "stage3", "stage4"],
+        )
+        config = Mask2FormerConfig(
+            backbone_config=backbone,
+            use_pretrained_backbone=False,
+            # The pixel decoder's GroupNorm has 32 groups: 32 channels at least.
+            hidden_dim=32,
+            feature_size=32,
+            mask_feature_size=32,
+            encoder_feedforward_dim=32,
+            dim_feedforward=32,
+            encoder_layers=1,
+            decoder_layers=2,
+            num_attention_heads=2,
+            num_queries=10,
+            id2label={0: "car", 1: "truck"},
+            label2id={"car": 0, "truck": 1},
+        )
+        torch.manual_seed(0)  # the same random weights every session
+        Mask2FormerForUniversalSegmentation(config).save_pretrained(path)
+        Mask2FormerImageProcessor(
             size={"shortest_edge": 128, "longest_edge": 128}
         ).save_pretrained(path)
     return path

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sliced_inference.bench.evaluate import box_iou
 from sliced_inference.synthetic import CLASSES, generate_scene, image_seed
 
 TILE = 640
@@ -24,14 +25,6 @@ CONF = 0.1
 @pytest.fixture(scope="module")
 def scene():
     return generate_scene(UNSEEN_SEED, 3 * TILE, 2 * TILE)
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def _tiles(scene):
@@ -69,7 +62,7 @@ def _recall(scene, model, min_side: int = MIN_SIDE) -> tuple[float, int]:
         gt = scene.boxes[index].astype(float)
         gt_cls = scene.class_ids[index]
         if len(gt) and len(boxes):
-            iou = _box_iou(gt, boxes) * (gt_cls[:, None] == classes[None, :])
+            iou = box_iou(gt, boxes) * (gt_cls[:, None] == classes[None, :])
             found += int((iou.max(axis=1) >= 0.5).sum())
         total += len(gt)
     return found / max(total, 1), total
@@ -126,7 +119,7 @@ def test_segmentation_model_masks_overlap_true_masks(seg_model_path, scene) -> N
         total += len(gt)
         if not len(gt) or not len(boxes):
             continue
-        iou = _box_iou(gt.astype(float), boxes)
+        iou = box_iou(gt.astype(float), boxes)
         for g, d in enumerate(iou.argmax(axis=1)):
             if iou[g, d] < 0.5:
                 continue
@@ -158,7 +151,7 @@ def test_transformers_detector_finds_objects_through_the_engine(scene) -> None:
     sides = np.max(scene.boxes[:, 2:] - scene.boxes[:, :2], axis=1)
     keep = sides >= MIN_SIDE
     gt, gt_cls = scene.boxes[keep].astype(float), scene.class_ids[keep]
-    iou = _box_iou(gt, preds.boxes) * (gt_cls[:, None] == preds.class_ids[None, :])
+    iou = box_iou(gt, preds.boxes) * (gt_cls[:, None] == preds.class_ids[None, :])
     recall = float((iou.max(axis=1) >= 0.5).mean())
     assert len(gt) >= 50
     assert recall >= 0.75, f"recall {recall:.2f} on {len(gt)} objects of {MIN_SIDE}+ px"

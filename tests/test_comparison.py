@@ -9,6 +9,7 @@ the operator through ``foo.execute_operator`` and the panel with a real
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import fiftyone.operators as foo
 import numpy as np
 import pytest
 from fiftyone import ViewField as F
-from fiftyone.operators.executor import ExecutionContext, Executor
+from fiftyone.operators.executor import ExecutionContext, ExecutionError, Executor
 
 import sliced_inference as si
 from sliced_inference.evaluation import (
@@ -246,17 +247,55 @@ def test_operator_runs_through_execute_operator(compared) -> None:
     assert opened and opened[-1]["name"] == PANEL_NAME
     assert list_comparisons(dataset)[0] == result.result["comparison_key"]  # it shows
 
-    # the documented SDK-style call builds the same request (queued here, not rerun)
-    queued = foo.get_operator(OPERATOR_URI)(
-        dataset,
-        "ground_truth",
-        ["baseline", "sliced", "sliced_confident"],
-        delegate=True,
-    )
+    # the documented SDK-style call builds the same request (queued here, not
+    # rerun); a queued run needs a dataset that outlives this process
+    compare = foo.get_operator(OPERATOR_URI)
+    fields = ["baseline", "sliced", "sliced_confident"]
+    with pytest.raises(ValueError, match="not persistent.*dataset.persistent = True"):
+        compare(dataset, "ground_truth", fields, delegate=True)
+    dataset.persistent = True
+    try:
+        queued = compare(dataset, "ground_truth", fields, delegate=True)
+    finally:
+        dataset.persistent = False
     assert queued.error is None and queued.delegated
     params = queued.result["context"]["request_params"]["params"]
     assert params["baseline_field"] == "baseline"
     assert params["compare_fields"] == ["sliced", "sliced_confident"]
+
+
+def test_operator_errors_name_the_field_and_the_choices(compared) -> None:
+    dataset, _ = compared
+    compare = foo.get_operator(OPERATOR_URI)
+    listed = "baseline, ground_truth, sliced, sliced_confident"
+    with pytest.raises(ValueError) as error:
+        compare(dataset, "gt", ["baseline", "sliced"])
+    assert str(error.value) == (
+        f"no ground-truth field 'gt'; Detections fields on this dataset: {listed}"
+    )
+    with pytest.raises(ValueError, match="not a prediction field other than the "):
+        compare(dataset, "ground_truth", ["baseline", "baseline"])
+    # The same words come back from FiftyOne's own call, where the form refuses
+    # them, instead of "Invalid enum value".
+    params = {"gt_field": "gt", "baseline_field": "baseline", "compare_fields": ["x"]}
+    with pytest.raises(ExecutionError) as error:
+        foo.execute_operator(OPERATOR_URI, ctx={"dataset": dataset, "params": params})
+    assert (
+        f"no ground-truth field 'gt'; Detections fields on this dataset: {listed}"
+        in str(error.value)
+    )
+    assert "enum" not in str(error.value)
+    # A dataset without enough fields says which it has and what to do.
+    bare = fo.Dataset()
+    bare.add_sample(fo.Sample(filepath=dataset.first().filepath))
+    params = {
+        "gt_field": "ground_truth",
+        "baseline_field": "a",
+        "compare_fields": ["b"],
+    }
+    with pytest.raises(ExecutionError, match="Detections fields on this dataset: none"):
+        foo.execute_operator(OPERATOR_URI, ctx={"dataset": bare, "params": params})
+    bare.delete()
 
 
 def test_operator_form_offers_detection_fields(compared) -> None:
@@ -377,3 +416,63 @@ def _size_of_each_object(dataset: fo.Dataset, field_name: str) -> list[str]:
 def test_size_ranges_cover_all_areas() -> None:
     ranges = size_ranges((100, 400))
     assert ranges == {"small": (0, 100), "medium": (100, 400), "large": (400, np.inf)}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def labelled_copy(compared) -> fo.Dataset:
+    """One sample of the compared dataset whose two "runs" are copies of its ground truth."""
+    dataset, _ = compared
+    copy = dataset.limit(1).select_fields("ground_truth").clone("test-comparison-copy")
+    copy.info = {}  # no run records of the original's runs
+    copy.save()
+    for name in ("run_a", "run_b"):
+        copy.clone_sample_field("ground_truth", name)
+        counts = copy.values(F(f"{name}.detections").length())
+        copy.set_values(f"{name}.detections.confidence", [[0.9] * n for n in counts])
+    yield copy
+    copy.delete()
+
+
+def test_comparison_hides_fiftyone_evaluation_lines(labelled_copy) -> None:
+    records = _Records()
+    logger = logging.getLogger("fiftyone.utils.eval")
+    logger.addHandler(records)
+    try:
+        labelled_copy.evaluate_detections("run_a", gt_field="ground_truth")
+        assert "Evaluating detections..." in records.messages  # what it hides
+        records.messages.clear()
+        comparison = si.compare_runs(labelled_copy, "ground_truth", ["run_a", "run_b"])
+    finally:
+        logger.removeHandler(records)
+    assert records.messages == []
+    assert logger.level == logging.NOTSET  # restored
+    assert comparison.runs[1].overall.recall == 1.0
+
+
+def test_clean_up_deletes_comparisons_evaluations_and_run_records(
+    labelled_copy, det_model_path: Path
+) -> None:
+    dataset = labelled_copy
+    si.apply_baseline_model(dataset.limit(1), str(det_model_path), "baseline")
+    si.compare_runs(dataset, "ground_truth", ["run_a", "run_b"])
+    dataset.evaluate_detections("run_a", gt_field="ground_truth", eval_key="mine")
+    deleted = si.delete_comparisons(dataset)
+    assert sorted(deleted) == ["si_cmp_run_a_run_b", "si_run_a", "si_run_b"]
+    assert dataset.list_evaluations() == ["mine"]  # the user's own stays
+    assert list_comparisons(dataset) == []
+    assert si.delete_runs(dataset) == ["baseline"]
+    assert si.list_runs(dataset) == {} and dataset.has_field("baseline")
+    si.apply_baseline_model(
+        dataset.limit(1), str(det_model_path), "baseline", overwrite=True
+    )
+    assert si.delete_runs(dataset, delete_fields=True) == ["baseline"]
+    assert not dataset.has_field("baseline")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import fiftyone as fo
@@ -71,3 +73,21 @@ def test_demo_command_is_the_documented_one() -> None:
     assert "bash bin/setup" in text
     assert ".venv/bin/python -m sliced_inference.demo" in text
     assert "bash bin/demo" in (REPO_ROOT / "README.md").read_text()
+
+
+def test_demo_keeps_the_ultralytics_settings_banner_quiet(tmp_path: Path) -> None:
+    # A fresh config dir: Ultralytics' first import creates its settings file
+    # there and, unless told to be quiet, announces it over several lines.
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path)}
+    env.pop("YOLO_VERBOSE", None)
+    code = "from sliced_inference import demo; demo._quiet_logs(); import ultralytics"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "Ultralytics" / "settings.json").is_file()
+    assert "Settings" not in result.stdout + result.stderr

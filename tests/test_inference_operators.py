@@ -16,6 +16,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 import fiftyone.plugins as fop
 import pytest
+from bson import ObjectId
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionContext, ExecutionError
 
@@ -35,8 +36,8 @@ def dataset(session_dir: Path) -> fo.Dataset:
     return load_fiftyone_dataset(root, name="test-inference-operators", overwrite=True)
 
 
-def _clone(dataset: fo.Dataset, name: str) -> fo.Dataset:
-    clone = dataset.select_fields("ground_truth").clone(name)
+def _clone(dataset: fo.Dataset, name: str, persistent: bool = False) -> fo.Dataset:
+    clone = dataset.select_fields("ground_truth").clone(name, persistent=persistent)
     clone.info = {}
     clone.save()
     return clone
@@ -83,17 +84,87 @@ def test_app_style_execution_streams_progress(
     dataset: fo.Dataset, det_model_path
 ) -> None:
     ds = _clone(dataset, "ops-app")
-    # As the App calls it: no stream_progress flag, so execute is a generator.
+    # As the App calls it: its requests name the operator, and execute is a
+    # generator (that FiftyOne exhausts here, so no result comes back).
     result = foo.execute_operator(
         BASELINE,
         ctx={
             "view": ds.view(),
+            "operator_uri": BASELINE,
             "params": {"model": str(det_model_path), "label_field": "baseline"},
         },
     )
-    assert result.error is None
+    assert result.error is None and result.result is None
     assert ds.exists("baseline").count() == 2
     assert si.get_run_info(ds, "baseline")["status"] == "completed"
+
+
+def test_execute_operator_from_python_returns_the_summary(
+    dataset: fo.Dataset, det_model_path
+) -> None:
+    ds = _clone(dataset, "ops-execute-operator")
+    params = {"model": str(det_model_path), "label_field": "baseline"}
+    result = foo.execute_operator(BASELINE, ctx={"view": ds.view(), "params": params})
+    assert result.error is None
+    assert result.result["processed"] == 2
+    assert result.result["num_detections"] == ds.count("baseline.detections")
+
+
+def test_queued_runs_carry_an_absolute_model_path(
+    dataset: fo.Dataset, det_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = _clone(dataset, "ops-relative-model", persistent=True)
+    monkeypatch.chdir(det_model_path.parents[1])
+    relative = "models/small-objects-det.pt"
+    op = foo.get_operator(SLICED)
+    queued = op(ds, relative, "sliced", delegate=True)
+    assert queued.result["context"]["request_params"]["params"]["model"] == str(
+        det_model_path
+    )
+    # As the App queues it: FiftyOne's own call with request_delegation.
+    raw = foo.execute_operator(
+        SLICED,
+        ctx={
+            "view": ds.view(),
+            "params": {"model": relative, "label_field": "sliced_2"},
+            "request_delegation": True,
+        },
+    )
+    assert raw.delegated
+    params = raw.result["context"]["request_params"]["params"]
+    assert params["model"] == str(det_model_path)
+    dispatched = op(ds, relative, "sharded", num_shards=2)
+    service = DelegatedOperationService()
+    for op_id in dispatched.result["queued"]:
+        doc = service.get(ObjectId(op_id))
+        assert doc.context.request_params["params"]["model"] == str(det_model_path)
+    ds.delete()
+
+
+def test_queuing_on_a_non_persistent_dataset_is_refused(
+    dataset: fo.Dataset, det_model_path: Path
+) -> None:
+    ds = _clone(dataset, "ops-not-persistent")
+    op = foo.get_operator(SLICED)
+    model = str(det_model_path)
+    fix = "Make it persistent first \\(dataset.persistent = True\\)"
+    with pytest.raises(ValueError, match=fix):
+        op(ds, model, "sliced", delegate=True)
+    with pytest.raises(ValueError, match=fix):
+        op(ds, model, "sliced", num_shards=2)
+    with pytest.raises(ExecutionError, match=fix):
+        foo.execute_operator(
+            SLICED,
+            ctx={
+                "view": ds.view(),
+                "params": {"model": model, "label_field": "sliced"},
+                "request_delegation": True,
+            },
+        )
+    assert not DelegatedOperationService().list_operations(dataset_name=ds.name)
+    # The App offers only "run now" there.
+    operator, ctx, _ = _form(SLICED, ds, {"label_field": "x"})
+    assert not operator.resolve_execution_options(ctx).allow_delegated_execution
 
 
 def test_validation_errors_come_back_as_errors(
@@ -140,7 +211,7 @@ def test_form_flags_existing_field_and_missing_model(dataset: fo.Dataset) -> Non
 
 
 def test_large_targets_default_to_delegated(dataset: fo.Dataset) -> None:
-    big = fo.Dataset()
+    big = fo.Dataset(persistent=True)
     path = dataset.first().filepath
     big.add_samples([fo.Sample(filepath=path) for _ in range(51)])
     operator, ctx, _ = _form(SLICED, big, {"label_field": "x"})
@@ -152,7 +223,7 @@ def test_large_targets_default_to_delegated(dataset: fo.Dataset) -> None:
 def test_delegated_run_is_queued_then_executed(
     dataset: fo.Dataset, seg_model_path
 ) -> None:
-    ds = _clone(dataset, "ops-delegated")
+    ds = _clone(dataset, "ops-delegated", persistent=True)
     op = foo.get_operator(SLICED)
     queued = op(ds, str(seg_model_path), "seg", slice_wh=640, delegate=True)
     assert queued.delegated
@@ -166,12 +237,13 @@ def test_delegated_run_is_queued_then_executed(
     assert ds.count("seg.detections.mask") == ds.count("seg.detections") > 0
     (doc,) = service.list_operations(operator=SLICED, dataset_name=ds.name)
     assert doc.run_state == "completed"
+    ds.delete()
 
 
 def test_two_shards_cover_every_sample_once(
     dataset: fo.Dataset, det_model_path
 ) -> None:
-    ds = _clone(dataset, "ops-shards")
+    ds = _clone(dataset, "ops-shards", persistent=True)
     ds.add_samples([fo.Sample(filepath=p) for p in ds.values("filepath")])  # 4 samples
     op = foo.get_operator(BASELINE)
     dispatched = op(ds, str(det_model_path), "baseline", num_shards=2)
@@ -190,6 +262,7 @@ def test_two_shards_cover_every_sample_once(
     assert info["samples_processed"] == 4
     shard_sizes = sorted(s["samples_total"] for s in info["shards"].values())
     assert sum(shard_sizes) == 4
+    ds.delete()
 
 
 def test_forms_offer_backend_and_precision_and_runs_record_them(
@@ -214,4 +287,7 @@ def test_forms_offer_backend_and_precision_and_runs_record_them(
     assert result.error is None
     info = si.get_run_info(ds, "torch")
     assert info["settings"]["backend"] == "torch"
-    assert info["runtime"] == {"backend": "torch", "precision": "fp32", "device": "cpu"}
+    ran = {k: info["settings"][k] for k in ("backend", "precision", "device")}
+    assert ran == {"backend": "torch", "precision": "fp32", "device": "cpu"}
+    assert info["settings_ignored"] == {}
+    ds.delete()

@@ -26,8 +26,10 @@ from sliced_inference.bench.scenes import BenchImage, generate
 from sliced_inference.sdk import cached_model
 from sliced_inference.slicer import (
     ConfigError,
+    ModelLoadError,
     ModelOptions,
     SliceOptions,
+    calibrate,
     load_model,
     predict_sliced,
 )
@@ -187,7 +189,7 @@ print(json.dumps({
     "backends": [model.backend, again.backend],
     "warnings": warnings,
     "error": error,
-    "runtime": si.get_run_info(dataset, "sliced")["runtime"],
+    "record": si.get_run_info(dataset, "sliced"),
 }))
 """
 
@@ -216,11 +218,12 @@ def test_without_openvino_auto_falls_back_and_openvino_is_refused(
     fallbacks = [w for w in report["warnings"] if "OpenVINO" in w]
     assert len(fallbacks) == 1 and "not installed" in fallbacks[0]
     assert "openvino package is not installed" in report["error"]
-    assert report["runtime"] == {
+    assert _ran(report["record"]) == {
         "backend": "torch",
         "precision": "fp32",
         "device": "cpu",
     }
+    assert report["record"]["settings_ignored"] == {}
 
 
 def test_run_record_names_what_ran(
@@ -230,13 +233,13 @@ def test_run_record_names_what_ran(
     si.apply_sliced_model(dataset, str(det_model_path), "auto")
     si.apply_baseline_model(dataset, str(det_model_path), "torch", backend="torch")
     auto, torch = (si.get_run_info(dataset, f) for f in ("auto", "torch"))
-    assert auto["settings"]["backend"] == "auto"
-    assert auto["runtime"] == {
+    assert _ran(auto) == {
         "backend": "openvino",
         "precision": "fp32",
         "device": "cpu",
     }
-    assert torch["runtime"]["backend"] == "torch"
+    assert _ran(torch) == {"backend": "torch", "precision": "fp32", "device": "cpu"}
+    assert auto["settings_ignored"] == torch["settings_ignored"] == {}
     assert (
         dataset.count("auto.detections") > 0 and dataset.count("torch.detections") > 0
     )
@@ -250,7 +253,7 @@ def test_int8_calibrates_on_the_runs_first_tiles(
         dataset, str(det_model_path), "int8", precision="int8", calibration_tiles=3
     )
     info = si.get_run_info(dataset, "int8")
-    assert info["runtime"] == {
+    assert _ran(info) == {
         "backend": "openvino",
         "precision": "int8",
         "device": "cpu",
@@ -273,3 +276,39 @@ def test_openvino_and_int8_refuse_what_they_cannot_run(tiny_detr_dir: Path) -> N
         ModelOptions(backend="tensorrt")
     with pytest.raises(ConfigError, match="OpenVINO backend"):
         ModelOptions(backend="torch", precision="int8")
+
+
+def _ran(record: dict) -> dict:
+    """What a run record says ran: its backend, precision and device."""
+    return {k: record["settings"][k] for k in ("backend", "precision", "device")}
+
+
+def test_oriented_box_models_run_on_torch(tmp_path: Path) -> None:
+    obb = REPO_ROOT / "models" / "small-objects-obb.pt"
+    model = load_model(obb, device="cpu")  # backend "auto"
+    assert model.runtime.applied["backend"] == "torch" and model.rotated
+    scene = np.full((320, 320, 3), 90, np.uint8)
+    assert predict_sliced(scene, model, slice_wh=320).rboxes.shape[1] == 5
+    with pytest.raises(ModelLoadError, match="OBBModel"):
+        load_model(obb, device="cpu", backend="openvino")
+    with pytest.raises(ConfigError, match="int8"):
+        load_model(obb, device="cpu", precision="int8")
+
+
+def test_int8_calibrates_on_tiles_of_a_windowed_tiff(
+    det_model_path: Path, tmp_path: Path
+) -> None:
+    import tifffile
+
+    names = load_model(det_model_path, device="cpu", backend="torch").class_names
+    scene = generate(4100, 900, 700, names)
+    path = tmp_path / "scene.tif"
+    tifffile.imwrite(path, scene.image, tile=(256, 256), photometric="rgb")
+    model = load_model(det_model_path, precision="int8", calibration_tiles=2)
+    assert model.needs_calibration
+    calibrate(model, [tmp_path / "unreadable.tif", path], SliceOptions(slice_wh=320))
+    assert not model.needs_calibration
+    manifest = json.loads((model.network.folder / "manifest.json").read_text())
+    assert manifest["key"]["calibration_tiles"] == 2
+    assert model.runtime.applied["precision"] == "int8"
+    assert len(predict_sliced(path, model, slice_wh=320)) > 0

@@ -10,7 +10,6 @@ Everything runs on the real database with the bundled models. Measured figures
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,10 +27,12 @@ from bson import ObjectId
 from conftest import REPO_ROOT
 from fiftyone.operators.delegated import DelegatedOperationService
 from PIL import Image
+from workers import start_worker, stop_worker
 
 import sliced_inference as si
 from sliced_inference.sdk import LabelFieldError, batch_writer, run
 from sliced_inference.slicer import ConfigError, ModelLoadError, load_image
+from sliced_inference.slicer.rasters import open_raster
 from sliced_inference.synthetic import (
     generate_scene,
     load_fiftyone_dataset,
@@ -383,14 +384,14 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
     reference = detection_values(dataset, "reference")
     reads = []
 
-    def failing_load_image(path):
+    def failing_open_raster(path, *args):
         reads.append(path)
         if len(reads) == 4:
             raise RuntimeError("injected failure at sample 4")
-        return load_image(path)
+        return open_raster(path, *args)
 
     monkeypatch.setattr(batch_writer, "WRITE_BATCH_SIZE", 2)
-    monkeypatch.setattr(run, "load_image", failing_load_image)
+    monkeypatch.setattr(run, "open_raster", failing_open_raster)
     with pytest.raises(RuntimeError, match="injected failure"):
         si.apply_sliced_model(dataset, str(det_model_path), "preds")
     partial = detection_values(dataset, "preds")
@@ -401,7 +402,7 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
     info = si.get_run_info(dataset, "preds")
     assert info["status"] == "failed" and "injected failure" in info["failure"]
 
-    monkeypatch.setattr(run, "load_image", load_image)
+    monkeypatch.setattr(run, "open_raster", open_raster)
     resumed = si.apply_sliced_model(
         dataset, str(det_model_path), "preds", skip_existing=True
     )
@@ -468,7 +469,10 @@ def test_killed_process_leaves_whole_samples_and_resume_matches(
     assert 2 <= len(done) < len(dataset)
     for sample_id in done:
         assert same_detections(killed[sample_id], expected[sample_id])
-    assert si.get_run_info(dataset, "preds")["status"] == "running"  # it never ended
+    # Its process never recorded the end; no live process holds the field.
+    killed_info = si.get_run_info(dataset, "preds")
+    assert killed_info["status"] == "interrupted"
+    assert "stopped without finishing" in killed_info["failure"]
 
     resumed = si.apply_sliced_model(
         dataset, str(det_model_path), "preds", skip_existing=True
@@ -477,45 +481,30 @@ def test_killed_process_leaves_whole_samples_and_resume_matches(
     final = detection_values(dataset, "preds")
     for sample_id, dets in expected.items():
         assert same_detections(final[sample_id], dets)
-    assert si.get_run_info(dataset, "preds")["status"] == "completed"
+    info = si.get_run_info(dataset, "preds")
+    assert info["status"] == "completed" and len(info["run_ids"]) == 2
+    assert info["samples_processed"] == len(dataset)
+    # The resume took over the dead process's claim and said what happened to it.
+    killed_run, resume = si.get_run_history(dataset, "preds")
+    assert killed_run["status"] == "interrupted" and "stopped" in killed_run["failure"]
+    assert resume["samples_processed"] == len(dataset) - len(done)
 
 
 # -------------------------------------------------------------------- concurrency
-
-
-def _start_worker(log: Path) -> subprocess.Popen:
-    """A ``fiftyone delegated launch`` worker in a process group of its own."""
-    cli = Path(sys.executable).parent / "fiftyone"
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [str(cli), "delegated", "launch"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)  # the service exits on Ctrl-C
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
 
 
 def test_two_delegated_workers_label_every_sample_exactly_once(
     scenes_dataset: fo.Dataset, det_model_path: Path, tmp_path: Path
 ) -> None:
     dataset = _fresh_copy(scenes_dataset, "reliability-workers")
+    dataset.persistent = True  # the workers are other processes
     operator = foo.get_operator(SLICED)
     dispatched = operator(dataset, str(det_model_path), "preds", num_shards=2)
     queued = dispatched.result["queued"]
     assert len(queued) == 2
     service = DelegatedOperationService()
     logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
-    workers = [_start_worker(log) for log in logs]
+    workers = [start_worker(log) for log in logs]
     started = time.monotonic()
     try:
 
@@ -526,7 +515,7 @@ def test_two_delegated_workers_label_every_sample_exactly_once(
         _wait_for(finished, timeout=300, what="both shards to finish")
     finally:
         for worker in workers:
-            _stop(worker)
+            stop_worker(worker)
     seconds = time.monotonic() - started
     operations = [service.get(ObjectId(i)) for i in queued]
     assert [op.run_state for op in operations] == ["completed", "completed"], [
@@ -544,6 +533,7 @@ def test_two_delegated_workers_label_every_sample_exactly_once(
     ran = [sum(str(op_id) in log.read_text() for op_id in queued) for log in logs]
     print(f"2 workers, shards {processed}, ops per worker {ran}, {seconds:.1f} s")
     assert all(w.poll() is not None for w in workers)
+    dataset.delete()
 
 
 # ------------------------------------------------------------------ scale, memory
@@ -612,12 +602,16 @@ def test_memory_stays_flat_from_50_to_300_samples(
         figures[count] = measure_run(dataset, det_model_path)
         assert figures[count]["processed"] == count
     print(f"memory by dataset size: {json.dumps(figures)}")
-    growth_50 = figures[50]["peak_mb"] - figures[50]["rss_before_mb"]
-    growth_300 = figures[300]["peak_mb"] - figures[300]["rss_before_mb"]
-    # Six times the samples: neither the peak nor the memory held at the end
-    # may grow with them (labels are written and dropped every batch).
-    assert growth_300 < 2 * growth_50 + 40, figures
-    assert figures[300]["rss_end_mb"] < figures[50]["rss_end_mb"] + 60, figures
+    # Above the warmed-up process (whose own size varies by ~20 MB from one
+    # start to the next), measured on 2 cores: the peak rose 1 and 3 MB for 50
+    # and 300 samples (docs/reliability.md), and 2.7 and 15.4 MB under a load
+    # average of 7-13. The 250 extra samples may add at most 30 MB, twice the
+    # worst measured; keeping each one's decoded 480x320 image (0.46 MB)
+    # would add 115 MB. The memory held at the end, likewise.
+    peak = {n: figures[n]["peak_mb"] - figures[n]["rss_before_mb"] for n in figures}
+    held = {n: figures[n]["rss_end_mb"] - figures[n]["rss_before_mb"] for n in figures}
+    assert peak[300] - peak[50] < 30, figures
+    assert held[300] - held[50] < 30, figures
 
 
 def test_a_12000x9000_image_with_masks_stays_within_bounded_memory(
@@ -637,13 +631,16 @@ def test_a_12000x9000_image_with_masks_stays_within_bounded_memory(
     dataset.reload()
     dets = dataset.first()["preds"].detections
     assert len(dets) > 36 * len(tile) * 0.5  # the repeated scene's objects
-    full_mask_mb = 12000 * 9000 / 1024**2  # one full-image bool mask
     for det in dets[:200]:
         height, width = det.mask.shape
         box_w, box_h = det.bounding_box[2] * 12000, det.bounding_box[3] * 9000
         assert abs(width - box_w) <= 1 and abs(height - box_h) <= 1
-    # Decoded image ~310 MB (plus its tiles); masks are cropped to their boxes:
-    # full-image masks would take len(dets) * 103 MB.
+    # The peak rose 1424 MB above the warmed-up process (docs/reliability.md),
+    # 1425 MB again under a load average of 7-13: mostly copies of the 309 MB
+    # decoded image. Masks stay cropped to their boxes: a full-image mask per
+    # detection would take len(dets) * 103 MB, and even tile-sized (640x640)
+    # masks would add more than the margin allowed here.
     growth = figures["peak_mb"] - figures["rss_before_mb"]
-    assert growth < 2048, figures
-    assert growth < len(dets) * full_mask_mb / 10, figures
+    assert growth < 1800, figures
+    tile_masks_mb = len(dets) * 640 * 640 / 1024**2
+    assert tile_masks_mb > 1800 - 1424  # so the bound above would catch them

@@ -49,8 +49,12 @@ MODELS_DIR = TRAINING_DIR.parent  # the weights live in models/
 if str(TRAINING_DIR) not in sys.path:
     sys.path.insert(0, str(TRAINING_DIR))
 
-import measure  # noqa: E402  (models/training/measure.py: the package import helper)
+import measure  # noqa: E402  (models/training/measure.py: ground truth and AP50)
 import train as yolo_train  # noqa: E402  (models/training/train.py: tiles and labels)
+
+from sliced_inference.bench.evaluate import SMALL_AREA, Instances, box_iou  # noqa: E402
+from sliced_inference.slicer import load_model, predict_sliced  # noqa: E402
+from sliced_inference.synthetic import CLASSES, dataset_scenes  # noqa: E402
 
 #: Held-out scenes: train.py uses seeds 100 and 200, measure.py 300.
 EVAL_SEED = 400
@@ -113,7 +117,7 @@ def build_model(args: argparse.Namespace) -> tuple[Any, Any]:
         RTDetrResNetConfig,
     )
 
-    classes = _synthetic().CLASSES
+    classes = CLASSES
     widths = [args.width, args.width * 2, args.width * 4, args.width * 8]
     backbone = RTDetrResNetConfig(
         embedding_size=args.width,
@@ -152,10 +156,6 @@ def build_model(args: argparse.Namespace) -> tuple[Any, Any]:
         do_rescale=True,
     )
     return model, processor
-
-
-def _synthetic() -> Any:
-    return yolo_train._synthetic()
 
 
 def _batch(
@@ -289,7 +289,7 @@ def train_model(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
-def _match_recall(truth: Any, det: Any, box_iou: Any) -> np.ndarray:
+def _match_recall(truth: Instances, det: Instances) -> np.ndarray:
     """Which ground-truth objects a same-class detection matches at IoU 0.5 (one-to-one)."""
     found = np.zeros(len(truth), bool)
     order = np.argsort(-det.scores, kind="stable")
@@ -308,27 +308,18 @@ def evaluate(paths: list[Path], args: argparse.Namespace) -> list[dict[str, Any]
     import torch
 
     torch.set_num_threads(args.threads)
-    synthetic = _synthetic()
-    slicer = measure._package("slicer")
-    evaluation = measure._package("bench.evaluate")
-    scenes = []
-    for i in range(args.eval_scenes):
-        seed = synthetic.image_seed(EVAL_SEED, i)
-        width, height = synthetic.scene_size(
-            np.random.default_rng(seed), args.min_width, args.max_width
-        )
-        scenes.append(synthetic.generate_scene(seed, width, height))
-    truths = [
-        evaluation.Instances(s.boxes.astype(np.float64), s.class_ids) for s in scenes
-    ]
+    scenes = list(
+        dataset_scenes(EVAL_SEED, args.eval_scenes, args.min_width, args.max_width)
+    )
+    truths = measure.ground_truth(scenes)
     results = []
     for path in paths:
-        model = slicer.load_model(str(path), device="cpu")
+        model = load_model(str(path), device="cpu")
         for slice_wh in args.eval_slices:
             start = time.perf_counter()
             dets = []
             for scene in scenes:
-                p = slicer.predict_sliced(
+                p = predict_sliced(
                     scene.image,
                     model,
                     slice_wh=slice_wh,
@@ -338,9 +329,9 @@ def evaluate(paths: list[Path], args: argparse.Namespace) -> list[dict[str, Any]
                     # Native resolution: a 640-px slice is not shrunk to 320.
                     imgsz=slice_wh,
                 )
-                dets.append(evaluation.Instances(p.boxes, p.class_ids, p.scores))
+                dets.append(Instances(p.boxes, p.class_ids, p.scores))
             seconds = time.perf_counter() - start
-            small = [t.areas(False) <= evaluation.SMALL_AREA for t in truths]
+            small = [t.areas(False) <= SMALL_AREA for t in truths]
             row: dict[str, Any] = {
                 "model": str(path),
                 "slice": slice_wh,
@@ -352,9 +343,7 @@ def evaluate(paths: list[Path], args: argparse.Namespace) -> list[dict[str, Any]
             }
             for conf in (args.eval_conf, 0.25):
                 found = [
-                    _match_recall(
-                        t, d.select(np.nonzero(d.scores >= conf)[0]), evaluation.box_iou
-                    )
+                    _match_recall(t, d.select(np.nonzero(d.scores >= conf)[0]))
                     for t, d in zip(truths, dets, strict=True)
                 ]
                 hits = np.concatenate(found)
@@ -363,11 +352,8 @@ def evaluate(paths: list[Path], args: argparse.Namespace) -> list[dict[str, Any]
                 )
                 row[f"recall@{conf}"] = round(float(hits.mean()), 4)
                 row[f"recall_small@{conf}"] = round(float(hits_small.mean()), 4)
-            row["ap50_all"] = round(evaluation.ap50(truths, dets), 4)
-            row["ap50_small"] = round(
-                evaluation.ap50(truths, dets, area_range=(0.0, evaluation.SMALL_AREA)),
-                4,
-            )
+            scores = measure.ap50_scores(truths, dets)
+            row.update({f"ap50_{subset}": v for subset, v in scores.items()})
             print(json.dumps(row), flush=True)
             results.append(row)
     return results

@@ -13,9 +13,10 @@ from ..errors import ConfigError, ModelLoadError
 from ..options import ModelOptions
 from .base import (
     BatchedTileModel,
+    Runtime,
     TileModel,
     input_scale,
-    runtime_of,
+    is_rotated,
     select_device,
 )
 from .callable_model import CallableModel, predictions_from_output
@@ -23,10 +24,11 @@ from .callable_model import CallableModel, predictions_from_output
 __all__ = [
     "BatchedTileModel",
     "CallableModel",
+    "Runtime",
     "TileModel",
     "input_scale",
+    "is_rotated",
     "load_model",
-    "runtime_of",
     "select_device",
     "predictions_from_output",
 ]
@@ -41,6 +43,7 @@ def load_model(
     precision: str = "fp32",
     calibration_tiles: int = 32,
     trust_remote_code: bool = False,
+    allow_unsafe_pickle: bool = False,
     token: str | None = None,
 ) -> TileModel:
     """Turns what the user has into a ``TileModel``.
@@ -48,8 +51,8 @@ def load_model(
     Args:
         model: any of
             - a ``TileModel`` (returned as is);
-            - an Ultralytics ``.pt``/``.yaml``/... path or a ``YOLO`` object
-              (loading a ``.pt`` unpickles it: only load weights you trust);
+            - an Ultralytics ``.pt``/``.yaml``/... path (loaded safely, see
+              ``load_yolo``) or a ``YOLO`` object;
             - a Transformers local directory or hub id, a ``(model, processor)``
               pair;
             - a callable ``tile -> detections`` (see ``CallableModel``).
@@ -59,12 +62,15 @@ def load_model(
             OpenVINO on a CPU (exported once into a cache, see
             ``export_cache``) and everything else on PyTorch; ``"torch"`` or
             ``"openvino"`` force one (OpenVINO: Ultralytics models on the CPU).
-            The model's ``backend`` attribute says what runs.
+            Oriented-box models run on PyTorch (``"auto"`` picks it). The
+            model's ``runtime`` says what runs.
         precision: ``"fp32"``, or ``"int8"`` on OpenVINO (quantized with NNCF
             on the first ``calibration_tiles`` tiles it sees).
         calibration_tiles: how many tiles calibrate an INT8 model.
         trust_remote_code: let Transformers run a repository's own code (off
             unless you turn it on).
+        allow_unsafe_pickle: fully unpickle Ultralytics ``.pt`` files that
+            safe loading refuses (runs any code they hold: trusted files only).
         token: Hugging Face token for private hub models (else ``HF_TOKEN``).
 
     Example::
@@ -80,6 +86,7 @@ def load_model(
         precision=precision,
         calibration_tiles=calibration_tiles,
         trust_remote_code=trust_remote_code,
+        allow_unsafe_pickle=allow_unsafe_pickle,
     )
     if isinstance(model, TileModel):
         return model
@@ -109,7 +116,8 @@ def _load_path(spec: str | Path, options: ModelOptions, token: str | None) -> Ti
     if path.suffix.lower() in ULTRALYTICS_SUFFIXES:
         from .ultralytics import load_yolo
 
-        return _ultralytics(load_yolo(path), options)
+        yolo = load_yolo(path, allow_unsafe_pickle=options.allow_unsafe_pickle)
+        return _ultralytics(yolo, options)
     if path.is_dir() or (not path.exists() and str(spec).count("/") == 1):
         from .transformers import TransformersModel, load_transformers
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..predictions import Predictions
-from .base import select_device
+from .base import INPUT_SIZE_SETTINGS, select_device, torch_runtime
 
 _SEGMENTATION_SUFFIXES = (
     "ForSegmentation",
@@ -89,7 +89,18 @@ class TransformersModel:
         half: bool = False,
     ) -> None:
         self.device = select_device(device)
-        self.half = half and self.device.startswith("cuda")
+        # A processor that does not resize gives the model each tile as it is.
+        fixed_size = getattr(processor, "do_resize", True) is False
+        self.runtime = torch_runtime(
+            self.device,
+            half,
+            dict.fromkeys(
+                INPUT_SIZE_SETTINGS if fixed_size else (),
+                f"{type(processor).__name__} has do_resize=False: the model gets "
+                "each tile at its own size",
+            ),
+        )
+        self.half = self.runtime.applied["half"]
         self.model = model.to(self.device).eval()
         if self.half:
             self.model = self.model.half()

@@ -1,15 +1,17 @@
-"""Ultralytics YOLO detection and segmentation behind the ``TileModel`` protocol.
+"""Ultralytics YOLO detection, segmentation and oriented boxes behind the ``TileModel`` protocol.
 
-Standard YOLO detect/segment networks run through our own batch pipeline
+Standard YOLO detect/segment/OBB networks run through our own batch pipeline
 (stack same-shaped tiles, pad to the stride, one forward, Ultralytics' NMS,
-masks decoded only inside each box): no per-image letterboxing, no
-``Results`` objects, and a tile's detections never depend on its batch.
-Other Ultralytics models (RT-DETR, ...) go through ``YOLO.predict``.
+masks decoded only inside each box, rotated boxes with Ultralytics' rotated
+NMS): no per-image letterboxing, no ``Results`` objects, and a tile's
+detections never depend on its batch. Other Ultralytics models (RT-DETR,
+exported files, ...) go through ``YOLO.predict``.
 
 Only the forward pass depends on the backend: ``TorchNetwork`` (the fused
 PyTorch module) or ``openvino_network.OpenVINONetwork`` (the same weights
-exported to OpenVINO, about 3x faster on a CPU). Both take the same uint8
-batches and feed the same NMS and mask decoding, so they agree.
+exported to OpenVINO, about 3x faster on a CPU; detect and segment models).
+Both take the same uint8 batches and feed the same NMS and mask decoding, so
+they agree. Oriented-box models run on PyTorch (``backend="auto"`` picks it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import contextlib
 import itertools
 import logging
 import math
+import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -29,10 +33,12 @@ import numpy as np
 
 from ..errors import ConfigError, ModelLoadError
 from ..predictions import Predictions
-from .base import input_scale, select_device
+from .base import Runtime, bounded_map, input_scale, select_device, torch_runtime
 
 logger = logging.getLogger(__name__)
 
+#: Batches read ahead of the forward passes (two run at once on a CPU).
+MAX_BATCHES_AHEAD = 3
 #: Suffixes Ultralytics loads (weights, architectures, exported models).
 ULTRALYTICS_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".torchscript", ".engine")
 
@@ -41,10 +47,29 @@ _PAD_VALUE = (
 )
 
 
-def load_yolo(path: str | Path) -> Any:
+def load_yolo(path: str | Path, *, allow_unsafe_pickle: bool = False) -> Any:
     """Loads ``ultralytics.YOLO`` from a local file, with errors that say what went wrong.
 
-    Loading a ``.pt`` file unpickles it: only load weights you trust.
+    Safe by default: a ``.pt`` file is read with ``torch.load(weights_only=True)``
+    against Ultralytics' allow-list of its own model classes (Ultralytics'
+    ``ULTRALYTICS_SAFE_LOAD`` mode, here for this load only), and a model YAML
+    is built without ``eval``, so a crafted file cannot run code. Official and
+    self-trained Ultralytics checkpoints load this way.
+
+    Args:
+        path: a local ``.pt`` / ``.yaml`` / exported model file.
+        allow_unsafe_pickle: fully unpickle the file (legacy checkpoints that
+            hold other Python objects). Unpickling runs any code the file
+            holds: only for files you trust.
+
+    Raises:
+        ModelLoadError: no such file, not an Ultralytics model, or (safe
+            loading) the file references Python objects outside the allow-list.
+
+    Example::
+
+        >>> load_yolo("models/small-objects-det.pt").task
+        'detect'
     """
     from ultralytics import YOLO
 
@@ -53,14 +78,72 @@ def load_yolo(path: str | Path) -> Any:
     if not local and path.parent != Path("."):
         raise ModelLoadError(f"model file not found: {path}")
     try:
-        return YOLO(str(path))
+        with _ultralytics_loading(safe=not allow_unsafe_pickle):
+            return YOLO(str(path))
+    except ModelLoadError:
+        raise
     except Exception as error:
         if not local:
             raise ModelLoadError(
                 f"could not load {str(path)!r}: it is not a local file, and Ultralytics "
                 f"could not download it (no network here?): {error}"
             ) from error
+        refused = _refused_global(error)
+        if refused:
+            raise ModelLoadError(
+                f"{path} was not loaded: safe loading refused it because it "
+                f"references {refused}, which is not part of an Ultralytics model. "
+                "Fully unpickling it would run whatever code it holds. If you "
+                "trust this file (e.g. a legacy checkpoint), pass "
+                "allow_unsafe_pickle=True (SDK) or set the plugin setting "
+                "allow_unsafe_pickle (App)."
+            ) from error
         raise ModelLoadError(f"{path} is not an Ultralytics model: {error}") from error
+
+
+@contextlib.contextmanager
+def _ultralytics_loading(*, safe: bool) -> Iterator[None]:
+    """Ultralytics' safe (``weights_only``) loading on or off for one load.
+
+    ``ULTRALYTICS_SAFE_LOAD=1`` in the environment keeps it on even for
+    ``safe=False``: an administrator's switch wins over a caller's opt-in.
+    """
+    import torch
+    from ultralytics.nn import tasks
+    from ultralytics.utils import SAFE_LOAD as SAFE_LOAD_FROM_ENV
+
+    safe_load = getattr(tasks, "_SafeLoad", None)
+    if safe_load is None or not safe_load.SUPPORTED:
+        if safe:
+            raise ModelLoadError(
+                "safe loading of .pt files needs ultralytics with ULTRALYTICS_SAFE_LOAD "
+                f"support and torch >= 2.6 (found torch {torch.__version__}): upgrade "
+                "them, or pass allow_unsafe_pickle=True for files you trust"
+            )
+        yield
+        return
+    # One Ultralytics load at a time: the switch is a module global of
+    # ultralytics. The lock lives there too, so that every copy of this module
+    # (the SDK's and the one FiftyOne imports as a plugin) shares it.
+    lock = tasks.__dict__.setdefault("_sliced_inference_load_lock", threading.Lock())
+    with lock:
+        before = tasks.SAFE_LOAD
+        tasks.SAFE_LOAD = safe or SAFE_LOAD_FROM_ENV
+        try:
+            yield
+        finally:
+            tasks.SAFE_LOAD = before
+
+
+def _refused_global(error: BaseException) -> str | None:
+    """The Python global that ``weights_only`` unpickling refused, if that is what failed."""
+    seen: BaseException | None = error
+    while seen is not None:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(seen))
+        if found:
+            return found.group(1)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class Network(Protocol):
@@ -68,7 +151,7 @@ class Network(Protocol):
 
     #: ``"torch"`` or ``"openvino"``: what runs the network.
     backend: str
-    #: ``"fp32"``, ``"fp16"`` or ``"int8"``: the numbers it runs with.
+    #: ``"fp32"`` or ``"int8"``: the numbers it runs with (float16: ``half``).
     precision: str
 
     def to_input(self, batch: np.ndarray) -> Any:
@@ -102,7 +185,7 @@ class TorchNetwork:
         self.net = net.to(memory_format=torch.channels_last)
         self.device = device
         self.half = half
-        self.precision = "fp16" if half else "fp32"
+        self.precision = "fp32"  # float16 is the separate ``half`` setting
 
     def to_input(self, batch: np.ndarray) -> Any:
         """uint8 NHWC batch -> normalised NCHW tensor (channels-last memory)."""
@@ -135,11 +218,15 @@ class UltralyticsModel:
         device: torch device; ``None`` picks cuda, mps or cpu.
         half: run in float16 (GPU only).
         iou: IoU of the model's own per-tile NMS.
-        max_det: most detections per tile.
+        max_det: most detections per input of the size the model was trained
+            at; a larger input (a whole image at native resolution) keeps
+            proportionally more, so a whole-image run is not capped where the
+            same image in tiles is not.
         parallel: on a CPU, run two batches at once on half the cores each
             (see ``predict_batches``).
-        backend: ``"auto"`` (OpenVINO on a CPU, PyTorch on a GPU), ``"torch"``
-            or ``"openvino"``; see ``backend`` and ``precision`` for what ran.
+        backend: ``"auto"`` (OpenVINO for detect/segment models on a CPU,
+            PyTorch on a GPU and for oriented boxes), ``"torch"`` or
+            ``"openvino"``; ``runtime`` says what runs.
         precision: ``"fp32"`` or ``"int8"`` (OpenVINO, calibrated on the
             first ``calibration_tiles`` tiles it is given, see ``calibrate``).
         calibration_tiles: how many tiles calibrate an INT8 model.
@@ -166,16 +253,19 @@ class UltralyticsModel:
         precision: str = "fp32",
         calibration_tiles: int = 32,
     ) -> None:
-        if yolo.task not in ("detect", "segment"):
+        if yolo.task not in ("detect", "segment", "obb"):
             raise ModelLoadError(
-                f"Ultralytics task {yolo.task!r} is not supported; use a detect or segment model"
+                f"Ultralytics task {yolo.task!r} is not supported; use a detect, "
+                "segment or obb model"
             )
         self.yolo = yolo
         self.device = select_device(device)
-        self.half = half and self.device.startswith("cuda")
+        self._torch_runtime = torch_runtime(self.device, half)
+        self.half = self._torch_runtime.applied["half"]
         self.iou = iou
         self.max_det = max_det
         self.segments = yolo.task == "segment"
+        self.rotated = yolo.task == "obb"
         self.class_names = {int(k): str(v) for k, v in yolo.names.items()}
         self.default_imgsz = _trained_imgsz(yolo)
         self.calibration_tiles = calibration_tiles
@@ -196,12 +286,25 @@ class UltralyticsModel:
 
     @property
     def precision(self) -> str:
-        """The numbers the network runs with: ``"fp32"``, ``"fp16"`` or ``"int8"``."""
+        """The network's numbers: ``"int8"`` or ``"fp32"`` (float16 is ``half``)."""
         if self._int8_pending:
             return "int8"  # quantized on the first tiles it is given
-        if self.network is not None:
-            return self.network.precision
-        return "fp16" if self.half else "fp32"
+        return self.network.precision if self.network is not None else "fp32"
+
+    @property
+    def runtime(self) -> Runtime:
+        """What this model runs with: device, half, backend and precision.
+
+        ``backend`` is ``"torch"`` where ``"auto"`` picked PyTorch (a GPU, an
+        oriented-box model) or fell back to it (OpenVINO missing or its
+        export failed: logged once, as a warning that says why).
+        """
+        applied = {
+            **self._torch_runtime.applied,
+            "backend": self.backend,
+            "precision": self.precision,
+        }
+        return Runtime(applied, self._torch_runtime.ignored)
 
     @property
     def needs_calibration(self) -> bool:
@@ -210,7 +313,7 @@ class UltralyticsModel:
 
     def _choose_network(self, backend: str, precision: str) -> Network | None:
         """The network for ``backend``: OpenVINO or torch, falling back as ``auto`` allows."""
-        from ultralytics.nn.tasks import DetectionModel, SegmentationModel
+        from ultralytics.nn.tasks import DetectionModel, OBBModel, SegmentationModel
 
         if backend not in ("auto", "torch", "openvino"):
             raise ConfigError(
@@ -227,7 +330,8 @@ class UltralyticsModel:
             if not standard:
                 raise ModelLoadError(
                     "the OpenVINO backend runs Ultralytics YOLO detect/segment "
-                    f"networks; this model is a {type(self.yolo.model).__name__}"
+                    f"networks; this model is a {type(self.yolo.model).__name__} "
+                    "(use backend 'auto' or 'torch': it runs on PyTorch)"
                 )
         use_openvino = backend == "openvino" or (
             backend == "auto" and standard and self.device == "cpu"
@@ -252,7 +356,7 @@ class UltralyticsModel:
             else:
                 self._int8_pending = precision == "int8"
                 return network
-        if not standard:
+        if type(self.yolo.model) not in (DetectionModel, SegmentationModel, OBBModel):
             return None
         return TorchNetwork(self.yolo.model, self.device, self.half)
 
@@ -274,7 +378,14 @@ class UltralyticsModel:
         scale = input_scale((tile_h, tile_w), imgsz)
         batch = self._input_batch(tiles, scale)
         output, protos = self.forward(self.network.to_input(batch))
-        detections = self._nms(output, confidence)
+        detections = self._nms(output, confidence, batch.shape[1:3])
+        if self.rotated:
+            return [
+                rotated_tile_predictions(
+                    det.float().cpu().numpy(), scale, (tile_h, tile_w), self.class_names
+                )
+                for det in detections
+            ]
         results = []
         for i, det in enumerate(detections):
             det = det.float().cpu().numpy()
@@ -288,8 +399,11 @@ class UltralyticsModel:
             )
         return results
 
-    def _nms(self, output: Any, confidence: float) -> list[Any]:
-        """Ultralytics' NMS per image, on one torch thread and its candidates only.
+    def _nms(
+        self, output: Any, confidence: float, input_hw: tuple[int, int]
+    ) -> list[Any]:
+        """Ultralytics' NMS per image (rotated for OBB), on one torch thread
+        and its candidates only.
 
         The candidates are the anchors whose best class score passes
         ``confidence``, which is the first thing Ultralytics' NMS keeps anyway
@@ -303,8 +417,10 @@ class UltralyticsModel:
             non_max_suppression,
             conf_thres=confidence,
             iou_thres=self.iou,
-            max_det=self.max_det,
-            nc=len(self.class_names) if self.segments else 0,
+            # Rotated boxes keep Ultralytics' OBBPredictor cap.
+            max_det=self.max_det if self.rotated else self.max_detections(input_hw),
+            nc=len(self.class_names) if self.segments or self.rotated else 0,
+            rotated=self.rotated,
         )
         with _one_torch_thread():
             if self._end2end:
@@ -315,6 +431,18 @@ class UltralyticsModel:
                 nms(pred[None, :, keep])[0]
                 for pred, keep in zip(output, candidates, strict=True)
             ]
+
+    def max_detections(self, input_hw: tuple[int, int]) -> int:
+        """Most detections kept for one input of ``input_hw`` pixels.
+
+        ``max_det`` per trained input area: a 2400x1800 image at native
+        resolution holds as many objects as the 40 tiles of 320 px that cover
+        it, and Ultralytics' fixed 300 per image would cut it short.
+        """
+        trained = float(self.default_imgsz) ** 2
+        return max(
+            self.max_det, math.ceil(self.max_det * input_hw[0] * input_hw[1] / trained)
+        )
 
     def calibrate(
         self, tiles: Iterable[np.ndarray], *, imgsz: int | None = None
@@ -389,7 +517,7 @@ class UltralyticsModel:
         if pool is None:
             yield from map(fn, items)
         else:
-            yield from pool.map(fn, items)
+            yield from bounded_map(pool, fn, items, MAX_BATCHES_AHEAD)
 
     def __getstate__(self) -> dict[str, Any]:
         # A thread pool cannot be copied or pickled; a copy makes its own.
@@ -475,18 +603,30 @@ class UltralyticsModel:
     ) -> list[Predictions]:
         """Fallback for networks our pipeline does not know (boxes only)."""
         tile_h, tile_w = tiles[0].shape[:2]
+        size = imgsz or max(tile_h, tile_w)
         results = self.yolo.predict(
             [
                 np.ascontiguousarray(t[..., ::-1]) for t in tiles
             ],  # YOLO.predict wants BGR
-            imgsz=imgsz or max(tile_h, tile_w),
+            imgsz=size,
             conf=confidence,
             iou=self.iou,
-            max_det=self.max_det,
+            max_det=self.max_detections((size, size)),
             device=self.device,
             half=self.half,
             verbose=False,
         )
+        if self.rotated:
+            return [
+                Predictions.from_rotated(
+                    r.obb.xywhr.cpu().numpy(),
+                    r.obb.conf.cpu().numpy(),
+                    r.obb.cls.cpu().numpy().astype(np.int64),
+                    self.class_names,
+                    clip_wh=(tile_w, tile_h),
+                )
+                for r in results
+            ]
         return [
             Predictions(
                 r.boxes.xyxy.cpu().numpy(),
@@ -496,6 +636,32 @@ class UltralyticsModel:
             )
             for r in results
         ]
+
+
+def rotated_tile_predictions(
+    det: np.ndarray,
+    scale: float,
+    tile_hw: tuple[int, int],
+    class_names: dict[int, str],
+) -> Predictions:
+    """Rotated NMS output ``(N, 7)`` (``cx, cy, w, h, conf, cls, angle`` in input
+    pixels) -> ``Predictions`` in tile pixels, envelopes clipped to the tile.
+
+    Boxes whose envelope lies wholly in the stride padding are dropped.
+
+    Example::
+
+        >>> det = np.array([[20, 10, 8, 4, 0.9, 1, 0.3]], np.float32)
+        >>> rotated_tile_predictions(det, 2.0, (64, 64), {1: "ship"}).rboxes.round(2).tolist()
+        [[10.0, 5.0, 4.0, 2.0, 0.3]]
+    """
+    tile_h, tile_w = tile_hw
+    rboxes = np.concatenate([det[:, :4] / scale, det[:, 6:7]], axis=1)
+    preds = Predictions.from_rotated(
+        rboxes, det[:, 4], det[:, 5].astype(np.int64), class_names, (tile_w, tile_h)
+    )
+    b = preds.boxes
+    return preds.select((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
 
 
 @contextlib.contextmanager
