@@ -336,7 +336,8 @@ class SliceOptions(PredictOptions):
 
 #: What can run a network (``ModelOptions.backend``).
 BACKENDS = {
-    "auto": "OpenVINO for Ultralytics models on a CPU, PyTorch otherwise",
+    "auto": "OpenVINO for Ultralytics detect/segment models on a CPU, PyTorch "
+    "otherwise (GPUs, oriented-box models)",
     "torch": "PyTorch, everywhere (GPU: with half precision and batched tiles)",
     "openvino": "OpenVINO on the CPU (Ultralytics detect/segment models)",
 }
@@ -354,8 +355,8 @@ class ModelOptions:
     Attributes:
         device: torch device; ``None`` picks cuda, then mps, then cpu.
         half: float16 inference (CUDA only; ignored elsewhere).
-        backend: ``"auto"`` (OpenVINO for Ultralytics models on a CPU, else
-            PyTorch), ``"torch"`` or ``"openvino"``.
+        backend: ``"auto"`` (OpenVINO for Ultralytics detect/segment models
+            on a CPU, else PyTorch), ``"torch"`` or ``"openvino"``.
         precision: ``"fp32"`` or ``"int8"`` (OpenVINO only, quantized with
             NNCF on the first ``calibration_tiles`` tiles of the run).
         calibration_tiles: how many tiles calibrate an INT8 model.
@@ -381,8 +382,9 @@ class ModelOptions:
     backend: str = setting(
         "auto",
         label="Backend",
-        help="What runs the network. auto: OpenVINO for Ultralytics models on "
-        "a CPU (about 3x faster there), PyTorch on a GPU and for other models.",
+        help="What runs the network. auto: OpenVINO for Ultralytics detect and "
+        "segment models on a CPU (about 3x faster there), PyTorch on a GPU and "
+        "for other models (oriented boxes included).",
         kind="choice",
         choices=BACKENDS,
     )

@@ -250,6 +250,8 @@ def _export(yolo: Any, folder: Path) -> None:
 
     from ultralytics.engine.exporter import Exporter
 
+    from .ultralytics import _ultralytics_loading
+
     logger.info(
         "exporting the %s model to OpenVINO in %s (once: later loads reuse it)",
         yolo.task,
@@ -272,7 +274,13 @@ def _export(yolo: Any, folder: Path) -> None:
         "verbose": False,
         "mode": "export",
     }
-    with _quiet_ultralytics(), warnings.catch_warnings():
+    # The network was loaded safely (``load_yolo``); anything the exporter
+    # loads itself goes through Ultralytics' safe loading too.
+    with (
+        _ultralytics_loading(safe=True),
+        _quiet_ultralytics(),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.trace's notice
         produced = Path(Exporter(overrides=args)(model=net))
     for item in produced.iterdir():
