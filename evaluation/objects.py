@@ -2,8 +2,8 @@
 
 One ``values()`` call per label field reads ids, classes, boxes (or, for
 ``Polylines`` of rotated boxes, points), confidences, crowd flags (and, for
-mask IoU, the masks); nothing is decoded into samples, and
-nothing is read twice: the ground truth is read once for all runs.
+mask IoU, the masks); nothing is decoded into samples, and nothing is read
+twice: the ground truth is read once for all runs.
 """
 
 from __future__ import annotations
