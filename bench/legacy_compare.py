@@ -14,6 +14,7 @@ from typing import Any
 
 import fiftyone as fo
 
+from sliced_inference.evaluation.fields import label_list_path, label_type_of
 from sliced_inference.evaluation.logs import quiet_evaluation_logs
 from sliced_inference.evaluation.results import Comparison, Metrics, RunMetrics
 from sliced_inference.evaluation.sizes import (
@@ -44,6 +45,7 @@ def legacy_compare_runs(
     """
     samples.compute_metadata()
     gt_masks = samples.count(f"{gt_field}.detections.mask") > 0
+    polylines = label_type_of(samples, gt_field) is fo.Polylines
     runs = []
     with quiet_evaluation_logs():
         for name in pred_fields:
@@ -77,7 +79,7 @@ def legacy_compare_runs(
                 RunMetrics(
                     field=name,
                     eval_key=key,
-                    iou_type="masks" if masks else "boxes",
+                    iou_type="polygons" if polylines else "masks" if masks else "boxes",
                     overall=legacy_metrics(results),
                     by_size=by_size,
                 )
@@ -85,7 +87,7 @@ def legacy_compare_runs(
     columns = [
         [s for sample in values for s in (sample or [])]
         for values in samples.values(
-            [f"{gt_field}.detections.{run.eval_key}" for run in runs]
+            [f"{label_list_path(samples, gt_field)}.{run.eval_key}" for run in runs]
         )
     ]
     for run, column in zip(runs[1:], columns[1:], strict=True):
