@@ -78,6 +78,11 @@ def openvino_core() -> Any:
     # Read weights into memory rather than map the files: a cache entry may
     # be rebuilt (or damaged) while this process runs.
     core.set_property({"ENABLE_MMAP": False})
+    # OpenVINO's bindings set up their numpy API on first use; two threads
+    # doing it at once (our two streams' first inference) deadlocked: one
+    # waits for the GIL inside the set-up while the other holds the GIL and
+    # waits for the set-up. Done here, once, in the loading thread.
+    ov.Tensor(np.zeros(1, np.float32)).data.sum()
     return core
 
 
