@@ -126,7 +126,8 @@ class Ours:
 
     Args:
         backend: ``"auto"`` (OpenVINO on a CPU) or ``"torch"``.
-        parallel: two streams on a CPU (ours' default) or one.
+        parallel: ``None``: the engine's default (two streams on a CPU on
+            PyTorch, one on OpenVINO); ``False``: one stream.
     """
 
     name = "ours"
@@ -138,7 +139,7 @@ class Ours:
         shared: dict | None = None,
         *,
         backend: str = "auto",
-        parallel: bool = True,
+        parallel: bool | None = None,
         name: str = "ours",
     ) -> None:
         self.name = name
@@ -184,7 +185,7 @@ def our_options(settings: Settings) -> SliceOptions:
 
 
 def _our_model(
-    model_path: str | Path, device: str, backend: str, parallel: bool
+    model_path: str | Path, device: str, backend: str, parallel: bool | None
 ) -> Any:
     model = load_model(str(model_path), device=device, backend=backend)
     model.parallel = parallel

@@ -223,7 +223,9 @@ class UltralyticsModel:
             proportionally more, so a whole-image run is not capped where the
             same image in tiles is not.
         parallel: on a CPU, run two batches at once on half the cores each
-            (see ``predict_batches``).
+            (see ``predict_batches``); ``None`` (default) does so on PyTorch
+            only, where it pays (on OpenVINO one stream on all cores measured
+            faster).
         backend: ``"auto"`` (OpenVINO for detect/segment models on a CPU,
             PyTorch on a GPU and for oriented boxes), ``"torch"`` or
             ``"openvino"``; ``runtime`` says what runs.
@@ -248,7 +250,7 @@ class UltralyticsModel:
         half: bool = False,
         iou: float = 0.7,
         max_det: int = 300,
-        parallel: bool = True,
+        parallel: bool | None = None,
         backend: str = "auto",
         precision: str = "fp32",
         calibration_tiles: int = 32,
@@ -525,7 +527,10 @@ class UltralyticsModel:
 
     def _cpu_pool(self) -> ThreadPoolExecutor | None:
         """Two workers with half the torch threads each, or None (GPU, one core)."""
-        if not self.parallel or self.network is None or self.device != "cpu":
+        # Two streams pay on PyTorch; on OpenVINO they measured slower than
+        # one stream on all cores (docs/benchmarks.md, OpenVINO quick run).
+        parallel = self.backend == "torch" if self.parallel is None else self.parallel
+        if not parallel or self.network is None or self.device != "cpu":
             return None
         import torch
 
