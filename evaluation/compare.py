@@ -45,6 +45,13 @@ import fiftyone as fo
 import fiftyone.core.utils as fou
 
 from ..sdk.run_records import get_run_info
+from .frame_fields import (
+    label_path,
+    labelled_frames,
+    object_values,
+    run_field,
+    schema_paths,
+)
 from .logs import quiet_evaluation_logs
 from .results import Comparison, Metrics, RunMetrics
 from .sizes import COCO_SIZE_THRESHOLDS, size_ranges, size_view
@@ -82,8 +89,16 @@ def compare_runs(
     docstring for the rule near a threshold; these evaluations are not stored).
     The comparison is stored as a FiftyOne run under ``comparison_key``.
 
+    On a video collection the fields are frame fields (``frames.<field>``, or
+    the bare name), evaluated frame by frame with FiftyOne's video evaluation
+    (objects are matched within each frame; every frame counts as an image in
+    the metrics), overall and by object size in pixels of the frame. Only the
+    frames every run labelled are evaluated (runs with ``frame_step`` N label
+    every Nth frame), so each run is scored on the same frames.
+
     Args:
-        samples: a dataset or view with image ``metadata`` (computed if missing).
+        samples: a dataset or view with image (or video) ``metadata``
+            (computed if missing).
         gt_field: the ground-truth ``Detections`` field.
         pred_fields: two or more prediction ``Detections`` fields; the first is
             the baseline the others are compared with.
@@ -118,8 +133,10 @@ def compare_runs(
         >>> c.differences()[0]["by_size"]["small"]["AP50"]  # doctest: +SKIP
         0.41
     """
-    pred_fields = list(pred_fields)
+    gt_field = label_path(samples, gt_field)
+    pred_fields = [label_path(samples, name) for name in pred_fields]
     _check_inputs(samples, gt_field, pred_fields, size_thresholds, iou, max_preds)
+    samples = labelled_frames(samples, pred_fields)
     samples.compute_metadata()
     gt_has_masks = _has_masks(samples, gt_field)
     runs = []
@@ -259,7 +276,6 @@ def _without_eval_attributes(
     Only speed: every evaluation adds three attributes to each object, and
     FiftyOne decodes them all on each pass of a later evaluation.
     """
-    schema = samples.get_field_schema(flat=True)
     suffixes = {
         f"{key}{suffix}"
         for key in samples._root_dataset.list_evaluations()
@@ -268,7 +284,7 @@ def _without_eval_attributes(
     paths = [
         path
         for name in fields
-        for path in schema
+        for path in schema_paths(samples, name)
         if path.startswith(f"{name}.detections.")
         and path.rsplit(".", 1)[-1] in suffixes
     ]
@@ -282,10 +298,7 @@ def _count_recovered_and_lost(
 ) -> None:
     """Counts, per run after the first, GT objects it found / lost vs the first."""
     paths = [f"{gt_field}.detections.{run.eval_key}" for run in runs]
-    columns = [
-        [s for sample in values for s in (sample or [])]
-        for values in samples.values(paths)
-    ]
+    columns = object_values(samples, paths)
     base = columns[0]
     for run, column in zip(runs[1:], columns[1:], strict=True):
         pairs = list(zip(base, column, strict=True))
@@ -331,7 +344,7 @@ def _has_masks(samples: fo.core.collections.SampleCollection, field_name: str) -
 def _run_info(
     samples: fo.core.collections.SampleCollection, field_name: str
 ) -> dict[str, Any] | None:
-    info = get_run_info(samples, field_name)
+    info = get_run_info(samples, run_field(field_name))
     return json.loads(json.dumps(info, default=str)) if info else None
 
 

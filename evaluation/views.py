@@ -5,6 +5,7 @@ from __future__ import annotations
 import fiftyone as fo
 from fiftyone import ViewField as F
 
+from .frame_fields import label_path
 from .store import DEFAULT_PREFIX, eval_key_for
 
 
@@ -100,6 +101,8 @@ def _difference_view(
     missed: str,
     prefix: str,
 ) -> fo.DatasetView:
+    gt_field = label_path(samples, gt_field)
+    found, missed = label_path(samples, found), label_path(samples, missed)
     found_key = find_eval_key(samples, gt_field, found, prefix)
     missed_key = find_eval_key(samples, gt_field, missed, prefix)
     view = samples.filter_labels(

@@ -42,9 +42,11 @@ from ..slicer import (
     ModelOptions,
     PredictOptions,
     SliceOptions,
+    VideoOptions,
 )
 from ..slicer.tiles import Overlap, SliceWH
 from .run import InferenceRun, InferenceSummary, ProgressCallback
+from .video import VideoRun, video_keywords
 
 #: Keywords of a run that are not prediction or model settings.
 RUN_KEYWORDS = ("overwrite", "skip_existing", "tags", "token", "shard", "run_id")
@@ -73,6 +75,16 @@ def apply_sliced_model(
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
+    frame_step: int = VideoOptions.frame_step,
+    first_frame: int | None = VideoOptions.first_frame,
+    last_frame: int | None = VideoOptions.last_frame,
+    tracker: str | None = VideoOptions.tracker,
+    track_high_thresh: float = VideoOptions.track_high_thresh,
+    track_low_thresh: float = VideoOptions.track_low_thresh,
+    new_track_thresh: float = VideoOptions.new_track_thresh,
+    track_buffer: int = VideoOptions.track_buffer,
+    match_thresh: float = VideoOptions.match_thresh,
+    gmc_method: str = VideoOptions.gmc_method,
     overwrite: bool = False,
     skip_existing: bool = False,
     tags: Sequence[str] | None = None,
@@ -89,8 +101,12 @@ def apply_sliced_model(
     full-image pass) and ``truncated`` (touches an interior tile edge), and a
     mask cropped to the box when the model segments.
 
+    On a video collection, each frame of the range is an image: the field is
+    the frame field ``frames.<label_field>`` (see ``sdk.video``) and the
+    summary is a ``VideoSummary`` (frames as well as videos).
+
     Args:
-        samples: a dataset or view of images.
+        samples: a dataset or view of images, or of videos.
         model: a model path (Ultralytics ``.pt``, a Transformers directory or
             hub id), a ``YOLO`` object, a ``(transformers model, processor)``
             pair, a callable ``tile -> detections``, a ``TileModel``, or a
@@ -121,6 +137,20 @@ def apply_sliced_model(
         progress: ``True``/``False``/``None`` shows/hides/defaults FiftyOne's
             progress bar; a callable gets ``(fraction, label)`` as samples finish.
         trust_remote_code: let Transformers run a hub repository's own code.
+        frame_step: videos only: label every Nth frame of the range.
+        first_frame: videos only: first frame to label (from 1; ``None``:
+            the first).
+        last_frame: videos only: last frame to label, included (``None``: the
+            last).
+        tracker: videos only: ``None``, ``"bytetrack"`` or ``"botsort"``
+            (Ultralytics' trackers on the merged detections of each labelled
+            frame); each detection's ``index`` is its track id.
+        track_high_thresh: tracker setting (Ultralytics' name and default).
+        track_low_thresh: tracker setting.
+        new_track_thresh: tracker setting.
+        track_buffer: tracker setting: labelled frames a lost track is kept.
+        match_thresh: tracker setting.
+        gmc_method: BoT-SORT's camera-motion compensation.
         token: Hugging Face token for private hub models (never recorded).
         shard: ``(index, count)``: process only that shard of ``samples``
             (see ``shard_views``), e.g. one of several workers.
@@ -162,6 +192,16 @@ def apply_baseline_model(
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
+    frame_step: int = VideoOptions.frame_step,
+    first_frame: int | None = VideoOptions.first_frame,
+    last_frame: int | None = VideoOptions.last_frame,
+    tracker: str | None = VideoOptions.tracker,
+    track_high_thresh: float = VideoOptions.track_high_thresh,
+    track_low_thresh: float = VideoOptions.track_low_thresh,
+    new_track_thresh: float = VideoOptions.new_track_thresh,
+    track_buffer: int = VideoOptions.track_buffer,
+    match_thresh: float = VideoOptions.match_thresh,
+    gmc_method: str = VideoOptions.gmc_method,
     overwrite: bool = False,
     skip_existing: bool = False,
     tags: Sequence[str] | None = None,
@@ -177,7 +217,7 @@ def apply_baseline_model(
     ``imgsz`` raises the input resolution (e.g. 1280) instead of slicing.
 
     Args:
-        samples: a dataset or view of images.
+        samples: a dataset or view of images, or of videos (frames labelled).
         model: anything ``apply_sliced_model`` accepts.
         label_field: the ``Detections`` field to write.
         imgsz: model input size (longer side); ``None``: the model's own.
@@ -191,6 +231,20 @@ def apply_baseline_model(
         tags: tags added to every sample labelled.
         progress: as in ``apply_sliced_model``.
         trust_remote_code: let Transformers run a hub repository's own code.
+        frame_step: as in ``apply_sliced_model`` (videos), and so are
+            ``first_frame``, ``last_frame``, ``tracker`` and the tracker
+            settings ``track_high_thresh``, ``track_low_thresh``,
+            ``new_track_thresh``, ``track_buffer``, ``match_thresh``,
+            ``gmc_method``.
+        first_frame: see ``frame_step``.
+        last_frame: see ``frame_step``.
+        tracker: see ``frame_step``.
+        track_high_thresh: see ``frame_step``.
+        track_low_thresh: see ``frame_step``.
+        new_track_thresh: see ``frame_step``.
+        track_buffer: see ``frame_step``.
+        match_thresh: see ``frame_step``.
+        gmc_method: see ``frame_step``.
         token: Hugging Face token for private hub models (never recorded).
         shard: ``(index, count)``: process only that shard of ``samples``.
         run_id: shared by all shards of one run.
@@ -258,6 +312,17 @@ def _checked_run(
     model_options = {
         k: keywords.pop(k) for k in ModelOptions.settings() if k in keywords
     }
+    video = video_keywords(samples, keywords)
+    if samples.media_type == "video":
+        return VideoRun(
+            samples,
+            model,
+            label_field,
+            options_cls.from_params(keywords),
+            ModelOptions.from_params(model_options),
+            VideoOptions.from_params(video),
+            **run,
+        )
     return InferenceRun(
         samples,
         model,

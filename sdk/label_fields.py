@@ -20,7 +20,8 @@ def check_label_field(
     """Raises ``LabelFieldError`` unless ``label_field`` may be written.
 
     A new field is fine; an existing ``Detections`` field needs ``overwrite``
-    or ``skip_existing``; a field of any other type is never written.
+    or ``skip_existing``; a field of any other type is never written. On a
+    video collection the field checked is the frame field ``frames.<label_field>``.
 
     Example::
 
@@ -56,9 +57,11 @@ def label_field_problem(
             "underscore or dollar sign, no surrounding spaces"
         )
     dataset = samples._root_dataset
-    if not dataset.has_field(label_field):
+    # A video run writes the frame field ``frames.<label_field>``.
+    path = f"frames.{label_field}" if samples.media_type == "video" else label_field
+    kind = dataset.get_field(path)
+    if kind is None:
         return None
-    kind = dataset.get_field(label_field)
     if getattr(kind, "document_type", None) is not fo.Detections:
         return (
             f"Field {label_field!r} already exists and holds "

@@ -108,6 +108,10 @@ class InferenceRun:
         >>> summary = run.execute()  # doctest: +SKIP
     """
 
+    #: The media type of the collections this run labels (``video.VideoRun``
+    #: labels the frames of videos).
+    media_type = "image"
+
     def __init__(
         self,
         samples: fo.core.collections.SampleCollection,
@@ -123,10 +127,10 @@ class InferenceRun:
         shard: tuple[int, int] | None = None,
         run_id: str | None = None,
     ) -> None:
-        if samples.media_type != "image":
+        if samples.media_type != self.media_type:
             raise ConfigError(
-                f"sliced inference runs on images; this collection's media type "
-                f"is {samples.media_type!r}"
+                f"this run labels {self.media_type}s; the collection's media "
+                f"type is {samples.media_type!r}"
             )
         if shard is not None:
             index, count = (int(v) for v in shard)
@@ -189,11 +193,7 @@ class InferenceRun:
         scope = self.samples.view()
         if self.shard is not None:
             scope = shard_view(scope, *self.shard)
-        view = scope
-        if self.skip_existing and self.dataset.has_field(self.label_field):
-            view = scope.exists(self.label_field, False)
-        ids, paths, widths = view.values(["id", "filepath", "metadata.width"])
-        self.summary.skipped = len(scope) - len(ids)
+        ids, paths, widths = self._samples_to_label(scope)
         loading = time.perf_counter()
         tile_model = cached_model(self.model, self.model_options, token=self.token)
         check_classes(tile_model, self.options.classes)  # before anything is written
@@ -206,20 +206,22 @@ class InferenceRun:
         }
         recorder = RunRecorder(self.dataset, self.label_field, self.shard, self.run_id)
         recorder.start(self._record_common(tile_model), stats)
-        writer = BatchWriter(self.dataset, self.label_field, self.tags, self.overwrite)
+        writer = self._writer()
+
+        def checkpoint() -> None:
+            writer.flush()
+            recorder.update(self._progress_stats(started))
+
         status, failure = "failed", None
         try:
             yield 0.0, f"Loaded model, {len(ids)} samples to process"
-            with fou.ProgressBar(total=len(ids), progress=progress_bar) as bar:
-                for done, (sample_id, path, width) in enumerate(
-                    zip(ids, paths, widths, strict=True), start=1
-                ):
-                    self._process(sample_id, path, width is None, tile_model, writer)
-                    if writer.due():
-                        writer.flush()
-                        recorder.update(self._progress_stats(started))
-                    bar.update()
-                    yield done / max(len(ids), 1), f"{done}/{len(ids)} samples"
+            yield from self._label_samples(
+                list(zip(ids, paths, widths, strict=True)),
+                tile_model,
+                writer,
+                checkpoint,
+                progress_bar,
+            )
             writer.flush()
             status = "completed"
         except (GeneratorExit, KeyboardInterrupt):
@@ -254,6 +256,42 @@ class InferenceRun:
                 "; ".join(list(self.summary.errors.values())[:5]),
             )
         return self.summary
+
+    def _samples_to_label(
+        self, scope: fo.core.collections.SampleCollection
+    ) -> tuple[list[str], list[str], list[int | None]]:
+        """Ids, paths and widths of the samples of ``scope`` this run labels."""
+        view = scope
+        if self.skip_existing and self.dataset.has_field(self.label_field):
+            view = scope.exists(self.label_field, False)
+        ids, paths, widths = view.values(["id", "filepath", "metadata.width"])
+        self.summary.skipped = len(scope) - len(ids)
+        return ids, paths, widths
+
+    def _writer(self) -> BatchWriter:
+        """Where finished samples are queued and written in batches."""
+        return BatchWriter(self.dataset, self.label_field, self.tags, self.overwrite)
+
+    def _label_samples(
+        self,
+        samples: list[tuple[str, str, int | None]],
+        tile_model: TileModel,
+        writer: BatchWriter,
+        checkpoint: Callable[[], None],
+        progress_bar: bool | None,
+    ) -> Generator[tuple[float, str], None, None]:
+        """Labels ``(id, path, width)`` samples, yielding progress after each.
+
+        ``checkpoint`` writes what is queued and records the progress; it is
+        called whenever the writer is due.
+        """
+        with fou.ProgressBar(total=len(samples), progress=progress_bar) as bar:
+            for done, (sample_id, path, width) in enumerate(samples, start=1):
+                self._process(sample_id, path, width is None, tile_model, writer)
+                if writer.due():
+                    checkpoint()
+                bar.update()
+                yield done / max(len(samples), 1), f"{done}/{len(samples)} samples"
 
     def _process(
         self,

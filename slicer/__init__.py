@@ -12,15 +12,17 @@ Example::
     print(len(preds), preds.labels[:5])
 """
 
-from .errors import ConfigError, ImageError, ModelLoadError, SlicerError
+from .errors import ConfigError, ImageError, ModelLoadError, SlicerError, VideoError
 from .images import load_image, to_rgb
 from .merge import MergeConfig, merge_detections
 from .models import CallableModel, TileModel, load_model, select_device
-from .options import ModelOptions, PredictOptions, SliceOptions
+from .options import ModelOptions, PredictOptions, SliceOptions, VideoOptions
 from .predictions import FULL_IMAGE, Predictions
 from .settings import Setting, settings_of
 from .sliced import predict_full_image, predict_sliced
 from .tiles import overlap_pixels, tile_boxes
+from .tracking import Tracker
+from .video import VideoInfo, read_frames, video_info
 
 __all__ = [
     "FULL_IMAGE",
@@ -36,14 +38,20 @@ __all__ = [
     "SliceOptions",
     "SlicerError",
     "TileModel",
+    "Tracker",
+    "VideoError",
+    "VideoInfo",
+    "VideoOptions",
     "load_image",
     "load_model",
     "merge_detections",
     "overlap_pixels",
     "predict_full_image",
     "predict_sliced",
+    "read_frames",
     "select_device",
     "settings_of",
     "tile_boxes",
     "to_rgb",
+    "video_info",
 ]

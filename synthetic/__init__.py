@@ -5,6 +5,8 @@ textured backgrounds with clutter, and objects of the classes ``CLASSES``, most
 8-48 px, a few of 200 px or more, some touching, overlapping or cut by the
 border. ``write_dataset`` saves images and a COCO JSON; ``load_fiftyone_dataset``
 (which imports FiftyOne) turns that folder into a FiftyOne dataset.
+``write_video`` makes a short video of the same objects moving, with per-frame
+labels and true track ids; ``load_fiftyone_video_dataset`` loads such videos.
 
 Example::
 
@@ -28,9 +30,12 @@ from .export import (
 )
 from .scenes import Scene, generate_scene, scene_size
 from .shapes import CLASSES, Sprite, draw_sprite
+from .video import FrameLabels, VideoLabels, iter_video_frames, write_video
 
 __all__ = [
     "CLASSES",
+    "FrameLabels",
+    "VideoLabels",
     "Scene",
     "Sprite",
     "coco_rle",
@@ -39,16 +44,23 @@ __all__ = [
     "draw_sprite",
     "generate_scene",
     "image_seed",
+    "iter_video_frames",
     "load_fiftyone_dataset",
+    "load_fiftyone_video_dataset",
     "scene_size",
     "scene_to_detections",
     "write_dataset",
+    "write_video",
 ]
 
 
 def __getattr__(name: str) -> Any:
     # FiftyOne is slow to import and optional for the generator: load on use.
-    if name in ("load_fiftyone_dataset", "scene_to_detections"):
+    if name in (
+        "load_fiftyone_dataset",
+        "load_fiftyone_video_dataset",
+        "scene_to_detections",
+    ):
         from . import fiftyone_dataset
 
         return getattr(fiftyone_dataset, name)
