@@ -135,9 +135,13 @@ class CompareRuns(foo.Operator):
 
 
 def detection_fields(samples: fo.core.collections.SampleCollection) -> list[str]:
-    """Names of the ``Detections`` fields of ``samples``, sorted."""
-    schema = samples.get_field_schema(embedded_doc_type=fo.Detections)
-    return sorted(schema)
+    """Names of the ``Detections`` fields of ``samples``, sorted (of a video
+    collection, its frame fields too, as ``frames.<field>``)."""
+    fields = list(samples.get_field_schema(embedded_doc_type=fo.Detections))
+    if samples.media_type == "video":
+        frames = samples.get_frame_field_schema(embedded_doc_type=fo.Detections)
+        fields += [f"frames.{name}" for name in frames or {}]
+    return sorted(fields)
 
 
 def open_comparison_panel(ctx: Any) -> None:

@@ -26,7 +26,7 @@ from ..sdk import (
     check_label_field,
     sliced_run,
 )
-from ..slicer import MergeConfig, PredictOptions, SliceOptions
+from ..slicer import MergeConfig, PredictOptions, SliceOptions, VideoOptions
 from . import forms
 
 #: Keywords of ``__call__`` besides the settings of ``options_cls``.
@@ -62,6 +62,8 @@ class _InferenceOperator(foo.Operator):
         inputs = types.Object()
         if self._common_inputs(ctx, inputs):
             self._settings_inputs(ctx, inputs)
+            if ctx.target_view().media_type == "video":
+                forms.video_inputs(ctx, inputs)
             self._run_inputs(ctx, inputs)
         return types.Property(inputs, view=types.View(label=self.config.label))
 
@@ -131,23 +133,29 @@ class _InferenceOperator(foo.Operator):
         else:
             for key, label in (
                 ("processed", "Samples labelled"),
+                ("frames_processed", "Frames labelled (videos)"),
                 ("skipped", "Samples skipped (already labelled)"),
                 ("num_errors", "Samples with unreadable images"),
                 ("num_detections", "Detections written"),
                 ("seconds", "Seconds"),
                 ("images_per_second", "Images per second"),
+                ("frames_per_second", "Frames per second (videos)"),
             ):
-                outputs.float(key, label=label)
+                if key in results or not key.startswith("frames"):
+                    outputs.float(key, label=label)
         return types.Property(outputs, view=types.View(label="Inference run"))
 
     def build_run(self, ctx: Any) -> InferenceRun:
         """The SDK run the form's parameters describe (on the target view)."""
         params = ctx.params
         shard = params.get("shard_index")
+        target = ctx.target_view()
         settings = {k: params[k] for k in self.options_cls.settings() if k in params}
+        if target.media_type == "video":
+            settings.update(forms.video_params(params))
         make = sliced_run if self.options_cls is SliceOptions else baseline_run
         return make(
-            ctx.target_view(),
+            target,
             params["model"],
             params["label_field"],
             **settings,
@@ -179,7 +187,12 @@ class _InferenceOperator(foo.Operator):
     ) -> Any:
         """``__call__``: checks the keywords, then runs the operator on their JSON form."""
         settings = self.options_cls.settings()
-        unknown = set(keywords) - set(settings) - _CALL_KEYWORDS
+        unknown = (
+            set(keywords)
+            - set(settings)
+            - set(VideoOptions.settings())
+            - _CALL_KEYWORDS
+        )
         if unknown:
             raise TypeError(
                 f"{self.config.name} got unknown keyword(s) {sorted(unknown)}; it "
@@ -188,6 +201,9 @@ class _InferenceOperator(foo.Operator):
         # Bad values fail here, in the caller's words, not in the operator.
         self.options_cls.from_params(
             {k: keywords[k] for k in settings if k in keywords}
+        )
+        VideoOptions.from_params(
+            {k: keywords[k] for k in VideoOptions.settings() if k in keywords}
         )
         model = absolute_model_path(str(model))
         _check_call(

@@ -128,7 +128,9 @@ class VideoRun(InferenceRun):
         video_options: VideoOptions | None = None,
         **keywords: Any,
     ) -> None:
-        super().__init__(samples, model, label_field, options, model_options, **keywords)
+        super().__init__(
+            samples, model, label_field, options, model_options, **keywords
+        )
         self.video_options = video_options or VideoOptions()
         self.summary = VideoSummary(label_field, self.kind)
         self._plans: dict[str, _VideoPlan] = {}
@@ -165,8 +167,9 @@ class VideoRun(InferenceRun):
     ) -> Generator[tuple[float, str], None, None]:
         self._class_ids = class_id_map(tile_model.class_names)
         total = max(self.summary.frames_total, 1)
-        yield 0.0, (
-            f"{len(samples)} videos, {self.summary.frames_total} frames to process"
+        yield (
+            0.0,
+            (f"{len(samples)} videos, {self.summary.frames_total} frames to process"),
         )
         done = 0
         with fou.ProgressBar(
@@ -181,9 +184,12 @@ class VideoRun(InferenceRun):
                     bar.update()
                     if writer.due():
                         checkpoint()
-                    yield done / total, (
-                        f"{done}/{self.summary.frames_total} frames, "
-                        f"video {index}/{len(samples)}"
+                    yield (
+                        done / total,
+                        (
+                            f"{done}/{self.summary.frames_total} frames, "
+                            f"video {index}/{len(samples)}"
+                        ),
                     )
                 # A video that failed leaves its frames undone: count them.
                 left = len(plan.todo) - labelled

@@ -502,9 +502,7 @@ class VideoOptions:
                 )
         first, last = self.first_frame, self.last_frame
         if first is not None and last is not None and last < first:
-            raise ConfigError(
-                f"last_frame ({last}) is before first_frame ({first})"
-            )
+            raise ConfigError(f"last_frame ({last}) is before first_frame ({first})")
         for name in _TRACKER_SCORES:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -96,7 +96,9 @@ class Tracker:
             settings["gmc_method"] = None  # what Ultralytics' GMC takes for "off"
         args = SimpleNamespace(**settings)
         self.name = options.tracker
-        self._tracker = BOTSORT(args) if options.tracker == "botsort" else BYTETracker(args)
+        self._tracker = (
+            BOTSORT(args) if options.tracker == "botsort" else BYTETracker(args)
+        )
         #: Whether ``update`` needs the frame (BoT-SORT's motion compensation).
         self.needs_frames = options.tracker == "botsort" and args.gmc_method is not None
 
@@ -118,7 +120,9 @@ class Tracker:
         detections = TrackerInput(boxes, scores, class_ids)
         if self.needs_frames and frame_rgb is None:
             raise ConfigError(f"{self.name} with motion compensation needs the frame")
-        frame = None if frame_rgb is None else np.ascontiguousarray(frame_rgb[..., ::-1])
+        frame = (
+            None if frame_rgb is None else np.ascontiguousarray(frame_rgb[..., ::-1])
+        )
         tracked = self._tracker.update(detections, frame)
         ids = np.full(len(detections), -1, dtype=np.int64)
         if len(tracked):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import fiftyone as fo
+import fiftyone.operators as foo
 import numpy as np
 import pytest
 
@@ -38,6 +39,8 @@ from sliced_inference.synthetic import (
 )
 from sliced_inference.synthetic.video import labels_path
 
+SLICED_OP = "@slicer/sliced-inference/run_sliced_inference"
+BASELINE_OP = "@slicer/sliced-inference/run_baseline_inference"
 #: The small video's run: 320 px tiles (6 per frame), every frame tracked.
 SMALL = dict(slice_wh=320, overlap=0.2)
 
@@ -137,7 +140,9 @@ def test_tracking_ids_idf1_and_resume_equals_an_uninterrupted_run(
 ) -> None:
     dataset = load_fiftyone_video_dataset([small_video])
     model = str(det_model_path)
-    full = si.apply_sliced_model(dataset, model, "tracked", tracker="bytetrack", **SMALL)
+    full = si.apply_sliced_model(
+        dataset, model, "tracked", tracker="bytetrack", **SMALL
+    )
     assert full.frames_processed == 16
     scores = collection_identity_scores(dataset, "ground_truth", "tracked")
     # Measured on this video: IDF1 0.90 (ByteTrack on sliced detections).
@@ -179,13 +184,9 @@ def test_broken_videos_are_skipped_and_a_one_frame_video_works(
     _write_avi(truncated, 10)
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size * 6 // 10])
     dataset = fo.Dataset()
-    dataset.add_samples(
-        [fo.Sample(filepath=str(p)) for p in (corrupt, one, truncated)]
-    )
+    dataset.add_samples([fo.Sample(filepath=str(p)) for p in (corrupt, one, truncated)])
     dataset.compute_metadata(skip_failures=True)
-    if not dataset.exists("metadata").match(
-        fo.ViewField("filepath").ends_with("avi")
-    ):
+    if not dataset.exists("metadata").match(fo.ViewField("filepath").ends_with("avi")):
         pytest.fail("ffprobe found no metadata for the AVI (is ffmpeg installed?)")
     summary = si.apply_sliced_model(dataset, str(det_model_path), "sliced", **SMALL)
     by_path = dict(zip(dataset.values("filepath"), dataset.values("id"), strict=True))
@@ -247,7 +248,9 @@ def test_botsort_tracks_with_motion_compensation() -> None:
     frame = np.zeros((120, 160, 3), np.uint8)
     boxes = np.array([[10.0, 10.0, 30.0, 30.0], [100.0, 60.0, 120.0, 90.0]])
     ids = [
-        tracker.update(boxes + [3 * i, 0, 3 * i, 0], np.array([0.9, 0.8]), [0, 1], frame)
+        tracker.update(
+            boxes + [3 * i, 0, 3 * i, 0], np.array([0.9, 0.8]), [0, 1], frame
+        )
         for i in range(4)
     ]
     assert [i.tolist() for i in ids] == [[1, 2]] * 4
@@ -287,3 +290,49 @@ def test_read_frames_decodes_once_and_names_the_missing_frame(
         list(read_frames(path, [1, 11]))
     with pytest.raises(VideoError, match="not found"):
         list(read_frames(tmp_path / "missing.mp4", [1]))
+
+
+def _form_inputs(uri: str, dataset: fo.Dataset, params: dict) -> dict:
+    from fiftyone.operators.executor import ExecutionContext
+
+    ctx = ExecutionContext(
+        request_params={
+            "dataset_name": dataset.name,
+            "view": dataset.view()._serialize(),
+            "params": params,
+        }
+    )
+    return foo.get_operator(uri).resolve_input(ctx).type.properties
+
+
+def test_run_operators_show_frame_options_for_videos_only(
+    small_video: Path, det_model_path: Path, session_dir: Path
+) -> None:
+    videos = load_fiftyone_video_dataset([small_video], name="test-video-operators")
+    images = fo.Dataset("test-video-operators-images")
+    image = session_dir / "videos" / "frame.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    images.add_sample(fo.Sample(filepath=str(image)))
+    params = {"model": str(det_model_path), "label_field": "ops"}
+    for uri in (SLICED_OP, BASELINE_OP):
+        on_videos = _form_inputs(uri, videos, params)
+        assert {"frame_step", "first_frame", "last_frame", "tracker"} <= set(on_videos)
+        assert "track_buffer" not in on_videos  # until a tracker is chosen
+        assert "frame_step" not in _form_inputs(uri, images, params)
+    tracked = _form_inputs(SLICED_OP, videos, {**params, "tracker": "botsort"})
+    assert {"track_buffer", "match_thresh", "gmc_method"} <= set(tracked)
+    bad = _form_inputs(SLICED_OP, videos, {**params, "frame_step": 0})["frame_step"]
+    assert bad.invalid
+
+    result = foo.get_operator(SLICED_OP)(
+        videos, str(det_model_path), "ops", last_frame=3, tracker="bytetrack", **SMALL
+    )
+    assert result.error is None, result.error
+    assert result.result["frames_processed"] == 3
+    assert sorted(_frame_labels(videos, "ops")) == [1, 2, 3]
+    assert si.get_run_info(videos, "ops")["settings"]["tracker"] == "bytetrack"
+    # The plugin's own ConfigError class (a ValueError) is loaded by FiftyOne.
+    with pytest.raises(ValueError, match="frame_step"):
+        foo.get_operator(SLICED_OP)(videos, str(det_model_path), "x", frame_step=0)
+    images.delete()
+    videos.delete()
