@@ -46,6 +46,7 @@ import fiftyone.core.utils as fou
 
 from ..sdk.run_records import get_run_info
 from .frame_fields import (
+    is_frame_path,
     label_path,
     labelled_frames,
     object_values,
@@ -62,6 +63,7 @@ from .store import (
     eval_timestamps,
     store_comparison,
 )
+from .tracking import collection_identity_scores
 
 
 def compare_runs(
@@ -167,12 +169,15 @@ def compare_runs(
                 )
             )
     _count_recovered_and_lost(samples, gt_field, runs)
+    for run in runs:
+        run.identity = _identity(samples, gt_field, run.field, iou)
     comparison = Comparison(
         gt_field=gt_field,
         runs=runs,
         iou=iou,
         size_thresholds=tuple(size_thresholds),
         num_samples=len(samples),
+        num_frames=samples.count("frames") if samples.media_type == "video" else None,
         key=comparison_key or default_comparison_key(pred_fields, eval_key_prefix),
     )
     store_comparison(samples, comparison, use_masks, mask_tolerance, max_preds)
@@ -304,6 +309,20 @@ def _count_recovered_and_lost(
         pairs = list(zip(base, column, strict=True))
         run.recovered = sum(b == "fn" and r == "tp" for b, r in pairs)
         run.lost = sum(b == "tp" and r == "fn" for b, r in pairs)
+
+
+def _identity(
+    samples: fo.core.collections.SampleCollection,
+    gt_field: str,
+    pred_field: str,
+    iou: float,
+) -> dict[str, Any] | None:
+    """IDF1 of a tracked frame field (ids in ``index`` on both sides), else ``None``."""
+    if not (is_frame_path(gt_field) and is_frame_path(pred_field)):
+        return None
+    if not all(samples.count(f"{f}.detections.index") for f in (gt_field, pred_field)):
+        return None
+    return collection_identity_scores(samples, gt_field, pred_field, iou).to_dict()
 
 
 def _check_inputs(

@@ -113,6 +113,8 @@ class RunMetrics:
         lost: ground-truth objects the first run found that this one missed.
         eval_timestamp: when the evaluation was stored (ISO format), to tell
             whether it changed since.
+        identity: for tracked frame fields (track ids in ``index``) against
+            ground truth with ids, ``IdentityScores.to_dict()`` (IDF1, ...).
     """
 
     field: str
@@ -124,6 +126,7 @@ class RunMetrics:
     recovered: int | None = None
     lost: int | None = None
     eval_timestamp: str | None = None
+    identity: dict[str, Any] | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -132,8 +135,9 @@ class RunMetrics:
 
     @property
     def images_per_second(self) -> float | None:
-        """Inference throughput of the run, from its run record."""
-        return _number((self.run_info or {}).get("images_per_second"))
+        """Inference throughput of the run (frames of a video run), from its run record."""
+        info = self.run_info or {}
+        return _number(info.get("frames_per_second") or info.get("images_per_second"))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunMetrics:
@@ -158,6 +162,8 @@ class Comparison:
         size_thresholds: small/medium and medium/large area boundaries (px^2).
         num_samples: samples evaluated.
         key: run key the comparison is stored under (``None`` if not stored).
+        num_frames: frames evaluated, for frame fields of videos (each frame
+            counts as an image); ``None`` for images.
     """
 
     gt_field: str
@@ -166,6 +172,7 @@ class Comparison:
     size_thresholds: tuple[float, float] = COCO_SIZE_THRESHOLDS
     num_samples: int = 0
     key: str | None = None
+    num_frames: int | None = None
 
     @property
     def baseline(self) -> RunMetrics:
@@ -226,13 +233,19 @@ class Comparison:
         small, medium = self.size_thresholds
         return [
             f"{self.baseline.field} (baseline) vs {', '.join(self.fields[1:])} on "
-            f"{self.num_samples} images; ground truth {self.gt_field!r} with "
+            f"{self._evaluated()}; ground truth {self.gt_field!r} with "
             f"{self.baseline.overall.num_gt} objects ({sizes}).",
             f"TP / FP / FN, precision and recall at IoU {self.iou:.2f}; "
             "mAP = COCO AP@[.50:.95]; AP50 = AP at IoU 0.50. Sizes by box area "
             f"in pixels: small < {_area(small)}, medium < {_area(medium)}, large "
             "the rest; each object and prediction counts in its own size only.",
         ]
+
+    def _evaluated(self) -> str:
+        if self.num_frames is None:
+            return f"{self.num_samples} images"
+        videos = "video" if self.num_samples == 1 else "videos"
+        return f"{self.num_frames} frames of {self.num_samples} {videos}"
 
     def review_lines(self) -> list[str]:
         """One line per run after the first: objects recovered and lost."""
@@ -242,6 +255,16 @@ class Comparison:
             f"(found by {run.field}, missed by {base}), {run.lost} lost"
             for run in self.runs[1:]
             if run.recovered is not None
+        ]
+
+    def identity_lines(self) -> list[str]:
+        """One line per tracked run: IDF1 and its parts (see ``tracking``)."""
+        return [
+            f"{run.field} tracks: IDF1 {fmt(i['idf1'])} (IDP {fmt(i['idp'])}, IDR "
+            f"{fmt(i['idr'])}), {i['num_pred_ids']} track ids for "
+            f"{i['num_true_ids']} objects, {i['id_switches']} identity switches"
+            for run in self.runs
+            if (i := run.identity)
         ]
 
     def tables(self) -> list[Table]:
@@ -255,6 +278,7 @@ class Comparison:
             "iou": self.iou,
             "size_thresholds": list(self.size_thresholds),
             "num_samples": self.num_samples,
+            "num_frames": self.num_frames,
             "key": self.key,
             "runs": [asdict(run) for run in self.runs],
             "differences": self.differences(),
@@ -274,13 +298,15 @@ class Comparison:
             size_thresholds=tuple(d.get("size_thresholds", COCO_SIZE_THRESHOLDS)),
             num_samples=d.get("num_samples", 0),
             key=d.get("key"),
+            num_frames=d.get("num_frames"),
         )
 
     def to_table(self) -> str:
         """The text report: heading, tables, recovered and lost, run settings."""
         key = f"Comparison {self.key!r}\n" if self.key else ""
         parts = [key + "\n".join(self.heading()), render_text(self.tables())]
-        parts += ["\n".join(self.review_lines()), _run_lines(self.runs)]
+        parts += ["\n".join(self.review_lines() + self.identity_lines())]
+        parts += [_run_lines(self.runs)]
         return "\n\n".join(p for p in parts if p)
 
     def __str__(self) -> str:

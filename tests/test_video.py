@@ -22,6 +22,7 @@ from sliced_inference.evaluation.tracking import (
     collection_identity_scores,
     identity_scores,
 )
+from sliced_inference.operators.compare_panel import summary_markdown
 from sliced_inference.sdk import sliced_run
 from sliced_inference.sdk.label_fields import LabelFieldError
 from sliced_inference.slicer import (
@@ -108,7 +109,9 @@ def test_sliced_frames_beat_the_whole_frame_baseline(
 ) -> None:
     dataset = load_fiftyone_video_dataset([drone_video])
     model = str(det_model_path)
-    sliced = si.apply_sliced_model(dataset, model, "sliced", frame_step=4)
+    sliced = si.apply_sliced_model(
+        dataset, model, "sliced", frame_step=4, tracker="bytetrack"
+    )
     si.apply_baseline_model(dataset, model, "baseline", frame_step=4)
     # Every 4th frame labelled, the others untouched.
     assert sorted(_frame_labels(dataset, "sliced")) == [1, 5, 9]
@@ -127,6 +130,11 @@ def test_sliced_frames_beat_the_whole_frame_baseline(
     # Measured: sliced small AP50 0.93, whole frame 0.00.
     assert ours.by_size["small"].AP50 > 0.75
     assert base.by_size["small"].AP50 < 0.1
+    # The panel's summary says what was evaluated, and scores the tracks.
+    summary = summary_markdown(comparison)
+    assert "3 frames of 1 video" in summary
+    assert "frames.sliced tracks: IDF1" in summary and ours.identity["idf1"] > 0.5
+    assert base.identity is None  # not tracked
     assert "frames.sliced" in str(comparison)
     # The per-frame eval key and the review views work on frame fields.
     assert dataset.count("frames.ground_truth.detections.si_frames_sliced") > 0
