@@ -2,6 +2,8 @@
 
 - ``inference``: ``apply_sliced_model`` / ``apply_baseline_model``, the public calls;
 - ``run``: the run loop (read, predict, write, record) and its summary;
+- ``video``: the same on the frames of videos (``frames.<field>``), with
+  tracking; ``frame_writer`` writes frame labels in batches;
 - ``batch_writer``, ``label_fields``, ``shards``, ``model_cache``: its parts;
 - ``labels``: engine ``Predictions`` <-> FiftyOne ``Detections``;
 - ``fiftyone_model``: any FiftyOne ``Model`` as an engine ``TileModel``;
@@ -21,12 +23,15 @@ from .model_cache import absolute_model_path, cached_model, clear_model_cache
 from .run import InferenceRun, InferenceSummary
 from .run_records import delete_runs, get_run_info, list_runs
 from .shards import shard_of, shard_view, shard_views
+from .video import VideoRun, VideoSummary
 
 __all__ = [
     "InferenceRun",
     "InferenceSummary",
     "LabelFieldError",
     "absolute_model_path",
+    "VideoRun",
+    "VideoSummary",
     "apply_baseline_model",
     "apply_sliced_model",
     "baseline_run",

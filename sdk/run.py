@@ -249,7 +249,7 @@ class InferenceRun:
             )
         if self.summary.errors:
             logger.warning(
-                "%s: %d of %d samples skipped (image could not be read): %s",
+                "%s: %d of %d samples skipped (could not be read): %s",
                 self.label_field,
                 self.summary.num_errors,
                 len(ids),

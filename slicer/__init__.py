@@ -1,7 +1,9 @@
 """The slicing engine: tiles, model adapters, per-tile prediction and merging.
 
 Depends on numpy, OpenCV and (lazily) torch and the model libraries; never on
-FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``).
+FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``). Videos
+are read frame by frame (``video``) and detections linked into tracks
+(``tracking``, Ultralytics' trackers).
 
 Example::
 
