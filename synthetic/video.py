@@ -304,3 +304,34 @@ def _frame_labels(
         labels.labels.append(obj.label)
         labels.track_ids.append(track_id)
     return labels
+
+
+def write_cut_video(
+    path: str | Path, num_frames: int = 10, keep: float = 0.6, size: int = 160
+) -> Path:
+    """Writes an AVI (MJPG) of noise frames, then cuts off its end.
+
+    The header still announces ``num_frames`` frames but only the first ones
+    decode: the "truncated, frames missing" case (an interrupted recording or
+    download), for tests of the runs' error handling.
+
+    Example::
+
+        >>> import tempfile, pathlib
+        >>> path = write_cut_video(pathlib.Path(tempfile.mkdtemp()) / "cut.avi")
+        >>> path.stat().st_size > 0
+        True
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height = size * 3 // 4
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (size, height)
+    )
+    noise = np.random.default_rng(0)
+    for _ in range(num_frames):
+        writer.write(noise.integers(0, 255, (height, size, 3), dtype=np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path

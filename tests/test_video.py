@@ -38,7 +38,7 @@ from sliced_inference.synthetic import (
     load_fiftyone_video_dataset,
     write_video,
 )
-from sliced_inference.synthetic.video import labels_path
+from sliced_inference.synthetic.video import labels_path, write_cut_video
 
 SLICED_OP = "@slicer/sliced-inference/run_sliced_inference"
 BASELINE_OP = "@slicer/sliced-inference/run_baseline_inference"
@@ -188,9 +188,7 @@ def test_broken_videos_are_skipped_and_a_one_frame_video_works(
     write_video(one, num_frames=1, width=640, height=384, seed=5, density=60)
     corrupt = folder / "corrupt.mp4"
     corrupt.write_bytes(small_video.read_bytes()[:5000])  # no index: unreadable
-    truncated = folder / "truncated.avi"  # its header announces 10 frames
-    _write_avi(truncated, 10)
-    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size * 6 // 10])
+    truncated = write_cut_video(folder / "truncated.avi")  # 10 frames announced
     dataset = fo.Dataset()
     dataset.add_samples([fo.Sample(filepath=str(p)) for p in (corrupt, one, truncated)])
     dataset.compute_metadata(skip_failures=True)
@@ -279,19 +277,10 @@ def test_identity_scores_count_switches_and_pairs() -> None:
     assert identity_scores(gt, untracked).num_untracked == 4
 
 
-def _write_avi(path: Path, num_frames: int) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
-    rng = np.random.default_rng(0)
-    for _ in range(num_frames):
-        writer.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
-    writer.release()
-
-
 def test_read_frames_decodes_once_and_names_the_missing_frame(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "ten.avi"
-    _write_avi(path, 10)
+    path = write_cut_video(tmp_path / "ten.avi", keep=1.0)  # whole: 10 frames
     frames = list(read_frames(path, [2, 5, 10], pixels_for={5}))
     assert [(n, f is None) for n, f in frames] == [(2, True), (5, False), (10, True)]
     with pytest.raises(VideoError, match="before frame 11"):
