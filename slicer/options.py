@@ -360,6 +360,14 @@ GMC_METHODS = {
     "none": "No compensation: a steady camera.",
 }
 
+
+def _score_setting(default: float, *, label: str, help: str) -> Any:
+    """A tracker setting that is a score or threshold in ``[0, 1]``."""
+    return setting(
+        default, label=label, help=help, kind="float", minimum=0.0, maximum=1.0
+    )
+
+
 #: The tracker settings that are scores or thresholds in [0, 1].
 _TRACKER_SCORES = (
     "track_high_thresh",
@@ -427,30 +435,21 @@ class VideoOptions:
         kind="choice",
         choices=TRACKERS,
     )
-    track_high_thresh: float = setting(
+    track_high_thresh: float = _score_setting(
         0.25,
         label="Tracker: high score",
         help="Detections scoring at least this are associated first.",
-        kind="float",
-        minimum=0.0,
-        maximum=1.0,
     )
-    track_low_thresh: float = setting(
+    track_low_thresh: float = _score_setting(
         0.1,
         label="Tracker: low score",
         help="Detections between this and the high score are used in a second "
         "association (lower the run's confidence to this to use it).",
-        kind="float",
-        minimum=0.0,
-        maximum=1.0,
     )
-    new_track_thresh: float = setting(
+    new_track_thresh: float = _score_setting(
         0.25,
         label="Tracker: new-track score",
         help="A detection that matches no track starts one if it scores at least this.",
-        kind="float",
-        minimum=0.0,
-        maximum=1.0,
     )
     track_buffer: int = setting(
         30,
@@ -460,14 +459,11 @@ class VideoOptions:
         kind="int",
         minimum=0,
     )
-    match_thresh: float = setting(
+    match_thresh: float = _score_setting(
         0.8,
         label="Tracker: match threshold",
         help="Association cost limit (1 - IoU, fused with the score); raise it "
         "for fast objects that overlap little between labelled frames.",
-        kind="float",
-        minimum=0.0,
-        maximum=1.0,
     )
     gmc_method: str = setting(
         "sparseOptFlow",

@@ -234,12 +234,7 @@ def write_video(
         print(sum(len(f.boxes) for f in labels.frames))
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(
-        str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height)
-    )
-    if not writer.isOpened():
-        raise OSError(f"OpenCV cannot write an mp4v video to {path}")
+    writer = _video_writer(path, "mp4v", fps, (width, height))
     labels = VideoLabels(width, height, float(fps), seed)
     try:
         for image, frame in iter_video_frames(
@@ -256,6 +251,19 @@ def write_video(
 def labels_path(video_path: str | Path) -> Path:
     """Where ``write_video`` keeps the labels of ``video_path``."""
     return Path(video_path).with_suffix(LABELS_SUFFIX)
+
+
+def _video_writer(
+    path: Path, codec: str, fps: float, size: tuple[int, int]
+) -> cv2.VideoWriter:
+    """An open ``cv2.VideoWriter`` (its folder made), or ``OSError``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*codec), float(fps), size
+    )
+    if not writer.isOpened():
+        raise OSError(f"OpenCV cannot write a {codec} video to {path}")
+    return writer
 
 
 def _render_frame(
@@ -323,11 +331,8 @@ def write_cut_video(
         True
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     height = size * 3 // 4
-    writer = cv2.VideoWriter(
-        str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (size, height)
-    )
+    writer = _video_writer(path, "MJPG", 10.0, (size, height))
     noise = np.random.default_rng(0)
     for _ in range(num_frames):
         writer.write(noise.integers(0, 255, (height, size, 3), dtype=np.uint8))
