@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import time
 from collections.abc import Sequence
@@ -25,6 +26,31 @@ TOOL_TITLES = {
     "supervision-compact": "supervision (compact_masks)",
     FLOOR: "forward only",
 }
+
+
+#: A section another benchmark task (e.g. ``bench.seams``) keeps in the report
+#: file, between ``<!-- bench.<task>:start -->`` and ``<!-- bench.<task>:end -->``.
+MARKED_SECTION = re.compile(r"<!-- (bench\.\w+):start -->.*?<!-- \1:end -->\n?", re.S)
+
+
+def write_section(path: Path, task: str, text: str) -> None:
+    """Puts ``text`` between ``task``'s markers in ``path`` (replaced, or appended)."""
+    start, end = f"<!-- {task}:start -->", f"<!-- {task}:end -->"
+    block = f"{start}\n{text.rstrip()}\n{end}\n"
+    old = path.read_text() if path.exists() else ""
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: block, old)
+    else:
+        new = old + ("\n" if old and not old.endswith("\n\n") else "") + block
+    path.write_text(new)
+
+
+def with_marked_sections(path: Path, text: str) -> str:
+    """``text`` followed by the marked sections of the file at ``path``, kept as they are."""
+    old = path.read_text() if path.exists() else ""
+    kept = [m.group(0).rstrip() + "\n" for m in MARKED_SECTION.finditer(old)]
+    return text.rstrip() + "\n\n" + "\n".join(kept) if kept else text
 
 
 def load_average() -> str:

@@ -429,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.render:
-        args.out.write_text(render_raw(json.loads(args.render.read_text()), args))
+        text = render_raw(json.loads(args.render.read_text()), args)
+        args.out.write_text(report.with_marked_sections(args.out, text))
         _log(f"wrote {args.out} from {args.render}")
         return 0
 
@@ -527,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         meta, sections, density, memory_info, memory, args.memory_cap_gb
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    args.out.write_text(report.with_marked_sections(args.out, text))
     raw = {
         "meta": meta,
         "sections": [dataclasses.asdict(s) for s in sections],

@@ -48,6 +48,21 @@ def run_field(path: str) -> str:
     return path[len(FRAMES_PREFIX) :] if is_frame_path(path) else path
 
 
+def frame_label_fields(samples: fo.core.collections.SampleCollection) -> list[str]:
+    """The ``Detections`` frame fields of a video collection, as ``frames.<field>``
+    (none for images).
+
+    Example::
+
+        >>> frame_label_fields(video_dataset)  # doctest: +SKIP
+        ['frames.ground_truth', 'frames.sliced']
+    """
+    if samples.media_type != "video":
+        return []
+    schema = samples.get_frame_field_schema(embedded_doc_type=fo.Detections) or {}
+    return sorted(FRAMES_PREFIX + name for name in schema)
+
+
 def schema_paths(samples: fo.core.collections.SampleCollection, path: str) -> list[str]:
     """Every flattened schema path under the label field ``path`` (frame fields too)."""
     if is_frame_path(path):

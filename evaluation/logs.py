@@ -1,9 +1,10 @@
 """FiftyOne's evaluation log lines, kept out of a comparison's output.
 
 Each ``evaluate_detections`` logs "Evaluating detections..." and "Performing
-IoU sweep..." at INFO; a comparison makes several evaluations per run, so a
-plain call printed a column of them. ``compare_runs`` shows one progress bar
-of its own instead and hides these lines while it runs.
+IoU sweep..." at INFO; the old comparison path made four evaluations per run,
+so a plain call printed a column of them. ``compare_runs`` no longer calls
+``evaluate_detections`` (it matches each run once); the reference path that
+does (``bench.legacy_compare``) hides these lines while it runs.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ demo all show its rows.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .sizes import COCO_SIZE_THRESHOLDS
@@ -52,6 +52,20 @@ SPEED_TABLE = Table(
     },
 )
 TABLES = (METRICS_TABLE, SIZE_TABLE, SPEED_TABLE)
+#: Sliced runs on the objects their tile seams cross, and on the others.
+SEAM_TABLE = Table(
+    "seams",
+    "At tile seams (sliced runs; ground truth crossing an interior tile edge)",
+    {
+        "run": "run",
+        "objects": "objects (GT)",
+        "AP50": "AP50",
+        "recall": "recall",
+        **_COUNT_COLUMNS,
+        "baseline_AP50": "baseline AP50",
+        "baseline_recall": "baseline recall",
+    },
+)
 
 
 @dataclass
@@ -103,7 +117,8 @@ class RunMetrics:
     Attributes:
         field: the prediction field.
         eval_key: where its evaluation is stored.
-        iou_type: ``"boxes"`` or ``"masks"``, the IoU the evaluation used.
+        iou_type: ``"boxes"``, ``"masks"`` or ``"polygons"`` (rotated boxes),
+            the IoU the evaluation used.
         overall: metrics on all objects.
         by_size: metrics per size bucket (``small``, ``medium``, ``large``).
         run_info: the run record of the field (kind, model, settings, seconds,
@@ -115,6 +130,13 @@ class RunMetrics:
             whether it changed since.
         identity: for tracked frame fields (track ids in ``index``) against
             ground truth with ids, ``IdentityScores.to_dict()`` (IDF1, ...).
+        unfinished: what the run's record says is missing from its
+            predictions (e.g. ``"interrupted after 18 of 20 images"``);
+            ``None`` for a complete run.
+        seams: for a sliced run, its metrics on the ground truth its tile
+            seams cross (``seam``) and on the rest (``interior``); see
+            ``evaluation.seams``.
+        seams_baseline: the first run's metrics on the same two parts.
     """
 
     field: str
@@ -127,6 +149,14 @@ class RunMetrics:
     lost: int | None = None
     eval_timestamp: str | None = None
     identity: dict[str, Any] | None = None
+    unfinished: str | None = None
+    seams: dict[str, Metrics] | None = None
+    seams_baseline: dict[str, Metrics] | None = None
+
+    @property
+    def label(self) -> str:
+        """The run's name in tables: the field, starred when the run is unfinished."""
+        return f"{self.field} *" if self.unfinished else self.field
 
     @property
     def seconds(self) -> float | None:
@@ -145,6 +175,9 @@ class RunMetrics:
         d = dict(d)
         d["overall"] = Metrics(**d["overall"])
         d["by_size"] = {k: Metrics(**v) for k, v in d["by_size"].items()}
+        for name in ("seams", "seams_baseline"):
+            if d.get(name) is not None:
+                d[name] = {k: Metrics(**v) for k, v in d[name].items()}
         return cls(**d)
 
 
@@ -164,6 +197,9 @@ class Comparison:
         key: run key the comparison is stored under (``None`` if not stored).
         num_frames: frames evaluated, for frame fields of videos (each frame
             counts as an image); ``None`` for images.
+        fingerprints: per compared field (ground truth included), the
+            fingerprint of its labels when compared (``store.is_current``
+            checks them).
     """
 
     gt_field: str
@@ -173,6 +209,7 @@ class Comparison:
     num_samples: int = 0
     key: str | None = None
     num_frames: int | None = None
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
     def baseline(self) -> RunMetrics:
@@ -227,6 +264,14 @@ class Comparison:
         """Ground-truth objects per size bucket."""
         return {size: m.num_gt for size, m in self.baseline.by_size.items()}
 
+    @property
+    def area_kind(self) -> str:
+        """What an object's size is measured on: ``box area`` or, for rotated
+        boxes (Polylines), ``polygon area``."""
+        if self.runs and self.baseline.iou_type == "polygons":
+            return "polygon area"
+        return "box area"
+
     def heading(self) -> list[str]:
         """What was compared, on how many objects, and what the metrics mean."""
         sizes = ", ".join(f"{n} {size}" for size, n in self.size_counts().items())
@@ -236,9 +281,19 @@ class Comparison:
             f"{self._evaluated()}; ground truth {self.gt_field!r} with "
             f"{self.baseline.overall.num_gt} objects ({sizes}).",
             f"TP / FP / FN, precision and recall at IoU {self.iou:.2f}; "
-            "mAP = COCO AP@[.50:.95]; AP50 = AP at IoU 0.50. Sizes by box area "
+            f"mAP = COCO AP@[.50:.95]; AP50 = AP at IoU 0.50. Sizes by {self.area_kind} "
             f"in pixels: small < {_area(small)}, medium < {_area(medium)}, large "
             "the rest; each object and prediction counts in its own size only.",
+            *self.unfinished_lines(),
+        ]
+
+    def unfinished_lines(self) -> list[str]:
+        """One line per starred (unfinished) run: what its record says is missing."""
+        return [
+            f"* {run.field}: {run.unfinished}; its metrics count the objects of "
+            "the images it did not process as missed."
+            for run in self.runs
+            if run.unfinished
         ]
 
     def _evaluated(self) -> str:
@@ -268,8 +323,11 @@ class Comparison:
         ]
 
     def tables(self) -> list[Table]:
-        """The comparison's tables: overall metrics, by object size, speed."""
-        return [self._overall_table(), self._size_table(), self._speed_table()]
+        """The comparison's tables: overall metrics, by object size, speed, and
+        at tile seams when a run is sliced."""
+        tables = [self._overall_table(), self._size_table(), self._speed_table()]
+        seams = self._seam_table()
+        return tables + [seams] if seams.rows else tables
 
     def to_dict(self) -> dict[str, Any]:
         """The comparison as JSON-friendly data (differences included)."""
@@ -282,6 +340,7 @@ class Comparison:
             "key": self.key,
             "runs": [asdict(run) for run in self.runs],
             "differences": self.differences(),
+            "fingerprints": dict(self.fingerprints),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -299,6 +358,7 @@ class Comparison:
             num_samples=d.get("num_samples", 0),
             key=d.get("key"),
             num_frames=d.get("num_frames"),
+            fingerprints=dict(d.get("fingerprints") or {}),
         )
 
     def to_table(self) -> str:
@@ -319,7 +379,7 @@ class Comparison:
         rows = []
         for run, diff in zip(self.runs, [None, *self.differences()], strict=True):
             rows.append(
-                {"run": run.field, "iou_type": run.iou_type, **_cells(run.overall)}
+                {"run": run.label, "iou_type": run.iou_type, **_cells(run.overall)}
             )
             if diff is not None:
                 rows.append({"run": self._delta_label(), **_delta_cells(diff)})
@@ -332,18 +392,36 @@ class Comparison:
             for i, (run, diff) in enumerate(zip(self.runs, diffs, strict=True)):
                 m = run.by_size[size]
                 label = f"{size} ({count})" if i == 0 else ""
-                rows.append({"size": label, "run": run.field, **_cells(m)})
+                rows.append({"size": label, "run": run.label, **_cells(m)})
                 if diff is not None:
                     cells = _delta_cells(diff["by_size"][size])
                     rows.append({"size": "", "run": self._delta_label(), **cells})
         return replace(SIZE_TABLE, rows=rows)
+
+    def _seam_table(self) -> Table:
+        rows = []
+        for run in self.runs:
+            for part, m in (run.seams or {}).items():
+                base = (run.seams_baseline or {}).get(part)
+                rows.append(
+                    {
+                        "run": f"{run.field}: {part}",
+                        "objects": str(m.num_gt),
+                        "AP50": fmt(m.AP50),
+                        "recall": fmt(m.recall),
+                        **{k: str(getattr(m, k)) for k in _COUNTS},
+                        "baseline_AP50": fmt(base.AP50) if base else "",
+                        "baseline_recall": fmt(base.recall) if base else "",
+                    }
+                )
+        return replace(SEAM_TABLE, rows=rows)
 
     def _speed_table(self) -> Table:
         ratios = [1.0 if self.baseline.seconds else None]
         ratios += [d["time_ratio"] for d in self.differences()]
         rows = [
             {
-                "run": run.field,
+                "run": run.label,
                 "kind": str((run.run_info or {}).get("kind") or "not recorded"),
                 "seconds": fmt(run.seconds, 1),
                 "images_per_second": fmt(run.images_per_second, 2),
@@ -355,7 +433,15 @@ class Comparison:
 
 
 #: Run-record settings that say nothing about the predictions.
-_HIDDEN_SETTINGS = {"overwrite", "skip_existing", "tags", "progress", "device", "shard"}
+_HIDDEN_SETTINGS = {
+    "overwrite",
+    "skip_existing",
+    "tags",
+    "progress",
+    "device",
+    "shard",
+    "tiles_field",
+}
 
 
 def describe_run(info: dict[str, Any]) -> str:

@@ -1,4 +1,10 @@
-"""Object sizes: COCO's small / medium / large pixel-area ranges, and views filtered by them."""
+"""Object sizes: COCO's small / medium / large pixel-area ranges, and views filtered by them.
+
+The size of an object is its area in pixels: the box area for ``Detections``,
+the polygon area for ``Polylines`` (a rotated box's ``w * h``, whatever its
+angle; its axis-aligned envelope would make a long object at 45 degrees look
+several times larger than the same object lying flat).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,11 @@ import math
 from collections.abc import Sequence
 
 import fiftyone as fo
+import numpy as np
+from bson import ObjectId
 from fiftyone import ViewField as F
+
+from .fields import label_type_of
 
 #: COCO's small / medium / large boundaries, in square pixels.
 COCO_SIZE_THRESHOLDS = (32**2, 96**2)
@@ -37,11 +47,11 @@ def size_view(
     low: float,
     high: float,
 ) -> fo.DatasetView:
-    """``samples`` with only the objects of ``fields`` whose box area is in ``[low, high)``.
+    """``samples`` with only the objects of ``fields`` whose area is in ``[low, high)``.
 
-    Areas are box areas in pixels (``metadata`` must be computed; a video's
-    frame size for frame fields); samples without such objects stay, with
-    empty fields.
+    Areas are in pixels (``metadata`` must be computed; a video's frame size
+    for frame fields): box areas of ``Detections``, polygon areas of
+    ``Polylines``. Samples without such objects stay, with empty fields.
 
     Example::
 
@@ -63,5 +73,53 @@ def size_view(
     in_range = area >= low if math.isinf(high) else (area >= low) & (area < high)
     view = samples.view()
     for name in fields:
-        view = view.filter_labels(name, in_range, only_matches=False)
+        if label_type_of(samples, name) is fo.Polylines:
+            ids = polylines_in_range(samples, name, low, high)
+            keep = F("_id").is_in([ObjectId(i) for i in ids])
+            view = view.filter_labels(name, keep, only_matches=False)
+        else:
+            view = view.filter_labels(name, in_range, only_matches=False)
     return view
+
+
+def polylines_in_range(
+    samples: fo.core.collections.SampleCollection,
+    field_name: str,
+    low: float,
+    high: float,
+) -> list[str]:
+    """Ids of the polylines of ``field_name`` whose polygon area in pixels is in ``[low, high)``.
+
+    A polyline's area is the sum of its shapes' areas (shoelace formula, in
+    pixels from the relative points and the image ``metadata``).
+
+    Example::
+
+        >>> small = polylines_in_range(dataset, "obb", 0, 32**2)  # doctest: +SKIP
+    """
+    ids, shapes, widths, heights = samples.values(
+        [
+            f"{field_name}.polylines.id",
+            f"{field_name}.polylines.points",
+            "metadata.width",
+            "metadata.height",
+        ]
+    )
+    found = []
+    for sample_ids, sample_shapes, width, height in zip(
+        ids, shapes, widths, heights, strict=True
+    ):
+        for label_id, points in zip(sample_ids or [], sample_shapes or [], strict=True):
+            area = sum(_shoelace(shape, width, height) for shape in points)
+            if low <= area < high:
+                found.append(label_id)
+    return found
+
+
+def _shoelace(points: Sequence[Sequence[float]], width: int, height: int) -> float:
+    """Area in pixels of one closed shape given in relative coordinates."""
+    if len(points) < 3:
+        return 0.0
+    xy = np.asarray(points, dtype=np.float64) * [width, height]
+    x, y = xy[:, 0], xy[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) / 2)

@@ -1,8 +1,12 @@
 """Where comparisons and their evaluations are kept: keys, storing, loading, freshness.
 
 Each prediction field's evaluation is stored under ``<prefix><field>``
-(``si_sliced`` for the field ``sliced``); a comparison is stored as a FiftyOne
-run (method ``COMPARISON_METHOD``) whose results hold ``Comparison.to_dict()``.
+(``si_sliced`` for the field ``sliced``; a field name that is not a Python
+identifier, such as ``sliced-640``, gets a short hash so that it cannot share
+``sliced_640``'s key); a comparison is stored as a FiftyOne run (method
+``COMPARISON_METHOD``) whose results hold ``Comparison.to_dict()``. A stored
+comparison is current while its evaluations are the ones it made and its
+fields' fingerprints (``fingerprint``) are unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Sequence
 
 import fiftyone as fo
 
+from .fingerprint import current_fingerprints
 from .results import Comparison
 
 #: Prefix of the evaluation keys and comparison keys this package writes.
@@ -26,12 +31,62 @@ _MAX_KEY_LENGTH = 60
 def eval_key_for(pred_field: str, prefix: str = DEFAULT_PREFIX) -> str:
     """The evaluation key ``compare_runs`` uses for a prediction field.
 
+    Characters FiftyOne does not allow in keys become ``_``, and then a short
+    hash of the field name keeps the key apart from another field's.
+
     Example::
 
         >>> eval_key_for("sliced_640")
         'si_sliced_640'
+        >>> eval_key_for("sliced-640")
+        'si_sliced_640_9b3ba0'
     """
-    return _identifier(prefix + pred_field)
+    return _identifier(prefix + pred_field, source=pred_field)
+
+
+def check_eval_keys(
+    samples: fo.core.collections.SampleCollection,
+    gt_field: str,
+    keys: dict[str, str],
+    overwrite: bool,
+) -> None:
+    """Refuses keys that collide: with each other, or with another field's evaluation.
+
+    Args:
+        samples: the compared samples.
+        gt_field: the ground-truth field.
+        keys: ``{prediction field: eval key}``.
+        overwrite: whether an evaluation of the same field may be replaced.
+
+    Raises:
+        ValueError: two fields share a key, a key holds an evaluation of
+            another prediction field, or (without ``overwrite``) any
+            evaluation.
+    """
+    by_key: dict[str, str] = {}
+    for name, key in keys.items():
+        if key in by_key:
+            raise ValueError(
+                f"fields {by_key[key]!r} and {name!r} would share the eval key "
+                f"{key!r}; rename one or compare them separately"
+            )
+        by_key[key] = name
+    dataset = samples._root_dataset
+    existing = set(dataset.list_evaluations())
+    for name, key in keys.items():
+        if key not in existing:
+            continue
+        config = dataset.get_evaluation_info(key).config
+        other = getattr(config, "pred_field", None)
+        if other != name:
+            raise ValueError(
+                f"eval key {key!r} holds an evaluation of {other!r}, not of "
+                f"{name!r}: it is not replaced. Delete it "
+                f"(dataset.delete_evaluation({key!r})) or pass another "
+                "eval_key_prefix"
+            )
+        if not overwrite:
+            raise ValueError(f"evaluation {key!r} exists and overwrite=False")
 
 
 def default_comparison_key(
@@ -44,17 +99,46 @@ def default_comparison_key(
         >>> default_comparison_key(["baseline", "sliced"])
         'si_cmp_baseline_sliced'
     """
-    key = _identifier(prefix + "cmp_" + "_".join(pred_fields))
+    key = _identifier(prefix + "cmp_" + "_".join(pred_fields), "\0".join(pred_fields))
     if len(key) <= _MAX_KEY_LENGTH:
         return key
-    digest = hashlib.sha1("\0".join(pred_fields).encode()).hexdigest()[:8]
-    return f"{key[: _MAX_KEY_LENGTH - 9]}_{digest}"
+    return f"{key[: _MAX_KEY_LENGTH - 9]}_{_digest(chr(0).join(pred_fields), 8)}"
+
+
+def comparison_key_for(
+    samples: fo.core.collections.SampleCollection,
+    gt_field: str,
+    pred_fields: Sequence[str],
+    prefix: str = DEFAULT_PREFIX,
+) -> str:
+    """``default_comparison_key``, unless it holds a comparison of other fields.
+
+    ``["a_b", "c"]`` and ``["a", "b_c"]`` have the same default key; the second
+    to be stored gets a hash of its fields appended instead of replacing the
+    first.
+    """
+    key = default_comparison_key(pred_fields, prefix)
+    dataset = samples._root_dataset
+    if key not in dataset.list_runs(method=COMPARISON_METHOD):
+        return key
+    config = dataset.get_run_info(key).config
+    if config.gt_field == gt_field and list(config.pred_fields) == list(pred_fields):
+        return key
+    source = "\0".join([gt_field, *pred_fields])
+    return f"{key[: _MAX_KEY_LENGTH - 9]}_{_digest(source, 8)}"
 
 
 def list_comparisons(samples: fo.core.collections.SampleCollection) -> list[str]:
     """Keys of the comparisons stored on the dataset of ``samples``, newest first."""
+    return runs_newest_first(samples, COMPARISON_METHOD)
+
+
+def runs_newest_first(
+    samples: fo.core.collections.SampleCollection, method: str
+) -> list[str]:
+    """Keys of the FiftyOne runs of ``method`` on the dataset of ``samples``, newest first."""
     dataset = samples._root_dataset
-    keys = dataset.list_runs(method=COMPARISON_METHOD)
+    keys = dataset.list_runs(method=method)
     return sorted(keys, key=lambda k: dataset.get_run_info(k).timestamp, reverse=True)
 
 
@@ -141,7 +225,12 @@ def store_comparison(
 def is_current(
     samples: fo.core.collections.SampleCollection, comparison: Comparison
 ) -> bool:
-    """Whether every evaluation ``comparison`` was computed from is still stored unchanged.
+    """Whether ``comparison`` still describes the dataset.
+
+    True while every evaluation it made is stored unchanged and every field
+    it compared (ground truth included) has the labels and run record it had:
+    an overwrite run, a resume, deleted or edited labels make it stale. A
+    comparison stored without fingerprints (older versions) is stale.
 
     Example::
 
@@ -149,10 +238,17 @@ def is_current(
         True
     """
     stored = eval_timestamps(samples)
-    return all(
+    evaluations_unchanged = all(
         run.eval_key in stored and stored[run.eval_key] == run.eval_timestamp
         for run in comparison.runs
     )
+    if not evaluations_unchanged or not comparison.fingerprints:
+        return False
+    view = _comparison_view(samples, comparison)
+    if view is None:
+        return False
+    fields = list(comparison.fingerprints)
+    return current_fingerprints(view, fields) == comparison.fingerprints
 
 
 def eval_timestamps(samples: fo.core.collections.SampleCollection) -> dict[str, str]:
@@ -164,6 +260,26 @@ def eval_timestamps(samples: fo.core.collections.SampleCollection) -> dict[str, 
     }
 
 
-def _identifier(text: str) -> str:
+def _comparison_view(
+    samples: fo.core.collections.SampleCollection, comparison: Comparison
+) -> fo.core.collections.SampleCollection | None:
+    """The samples ``comparison`` was computed on (``None`` if they cannot be loaded)."""
+    dataset = samples._root_dataset
+    if not comparison.key or comparison.key not in dataset.list_runs():
+        return samples
+    try:
+        return dataset.load_run_view(comparison.key)
+    except Exception:  # the view refers to fields or tags that are gone
+        return None
+
+
+def _identifier(text: str, source: str) -> str:
+    """``text`` as a key FiftyOne accepts; a hash of ``source`` if it had to change."""
     key = re.sub(r"\W", "_", text)
-    return key if key.isidentifier() else f"_{key}"
+    if not key.isidentifier():
+        key = f"_{key}"
+    return key if key == text else f"{key}_{_digest(source, 6)}"
+
+
+def _digest(text: str, length: int) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:length]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fiftyone as fo
 from fiftyone import ViewField as F
 
+from .fields import label_list_path
 from .frame_fields import label_path
 from .store import DEFAULT_PREFIX, eval_key_for
 
@@ -93,6 +94,41 @@ def find_eval_key(
     return max(candidates, key=lambda k: dataset.get_evaluation_info(k).timestamp)
 
 
+def check_evaluation_current(
+    samples: fo.core.collections.SampleCollection,
+    gt_field: str,
+    pred_field: str,
+    eval_key: str,
+) -> None:
+    """Raises if ``pred_field`` changed since it was evaluated under ``eval_key``.
+
+    An overwrite run or a resume leaves predictions without the evaluation's
+    per-object results, and deleting matched predictions leaves ground truth
+    marked as found by nothing: in either case the objects a review view
+    would show come from predictions that are gone.
+
+    Raises:
+        ValueError: naming the field and what changed.
+    """
+    preds, pred_results, gt_results = samples.aggregate(
+        [
+            fo.Count(f"{pred_field}.detections"),
+            fo.CountValues(f"{pred_field}.detections.{eval_key}"),
+            fo.CountValues(f"{gt_field}.detections.{eval_key}"),
+        ]
+    )
+    evaluated = sum(n for value, n in pred_results.items() if value is not None)
+    pred_tp, gt_tp = pred_results.get("tp", 0), gt_results.get("tp", 0)
+    # A crowd object may match several predictions: tp predictions >= tp objects.
+    if evaluated != preds or pred_tp < gt_tp:
+        raise ValueError(
+            f"field {pred_field!r} changed since it was evaluated under "
+            f"{eval_key!r} ({preds - evaluated} of {preds} predictions have no "
+            f"result; {gt_tp} objects found by {pred_tp} predictions still "
+            "there): run compare_runs again"
+        )
+
+
 def _difference_view(
     samples: fo.core.collections.SampleCollection,
     gt_field: str,
@@ -105,10 +141,12 @@ def _difference_view(
     found, missed = label_path(samples, found), label_path(samples, missed)
     found_key = find_eval_key(samples, gt_field, found, prefix)
     missed_key = find_eval_key(samples, gt_field, missed, prefix)
+    for name, key in ((found, found_key), (missed, missed_key)):
+        check_evaluation_current(samples, gt_field, name, key)
     view = samples.filter_labels(
         gt_field, (F(found_key) == "tp") & (F(missed_key) == "fn")
     )
-    gt_ids = view.values(f"{gt_field}.detections.id", unwind=True)
+    gt_ids = view.values(f"{label_list_path(samples, gt_field)}.id", unwind=True)
     return view.filter_labels(
         found, F(f"{found_key}_id").is_in(gt_ids), only_matches=False
     )

@@ -16,9 +16,13 @@ def register_plugin(plugin: Any) -> None:
     """Registers every operator and panel of the plugin on ``plugin``."""
     from .compare_operator import CompareRuns
     from .compare_panel import ComparisonPanel
+    from .find_settings import FindSliceSettings
     from .run_inference import RunBaselineInference, RunSlicedInference
+    from .sweep_panel import SliceSettingsPanel
 
     plugin.register(RunSlicedInference)
     plugin.register(RunBaselineInference)
     plugin.register(CompareRuns)
     plugin.register(ComparisonPanel)
+    plugin.register(FindSliceSettings)
+    plugin.register(SliceSettingsPanel)

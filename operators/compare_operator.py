@@ -1,17 +1,28 @@
-"""The ``compare_runs`` operator: a form over ``evaluation.compare_runs`` that opens the panel."""
+"""The ``compare_runs`` operator: a form over ``evaluation.compare_runs`` that opens the panel.
+
+Run now from the App, it streams progress (one step per image of each run);
+delegated, it reports progress on the delegated operation; from Python
+(``foo.execute_operator`` or the operator's ``__call__``), it returns the
+result.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..evaluation import compare_runs
+from ..evaluation import Comparison
+from ..evaluation.compare import ComparisonSettings, iter_compare_runs, run_comparison
+from ..evaluation.fields import evaluated_fields, label_type_of
+from ..evaluation.frame_fields import frame_label_fields
 from . import forms
 from .forms import choice_input
+from .run_inference import PROGRESS_INTERVAL_S, _throttled, streams_progress
 
 #: ``config.name`` of the comparison panel the operator opens.
 PANEL_NAME = "sliced_inference_comparison"
@@ -37,6 +48,7 @@ class CompareRuns(foo.Operator):
             ),
             icon="compare_arrows",
             dynamic=True,
+            execute_as_generator=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
@@ -55,34 +67,35 @@ class CompareRuns(foo.Operator):
             allow_delegated_execution=forms.can_delegate(ctx),
         )
 
-    def execute(self, ctx: Any) -> dict[str, Any]:
+    def execute(self, ctx: Any) -> Any:
         params = ctx.params
-        pred_fields = [params["baseline_field"], *params["compare_fields"]]
-        comparison = compare_runs(
+        steps = iter_compare_runs(
             ctx.target_view(),
             params["gt_field"],
-            pred_fields,
-            iou=float(params.get("iou", 0.5)),
-            use_masks=_MASK_CHOICES[params.get("use_masks", "auto")],
-            max_preds=int(params.get("max_preds", 1000)),
+            [params["baseline_field"], *params["compare_fields"]],
+            _settings(params),
         )
-        if not ctx.delegated:
+        if ctx.delegated:
+            report = _throttled(
+                lambda f, label: ctx.set_progress(progress=f, label=label)
+            )
+            return _result(run_comparison(steps, report))
+        if not streams_progress(ctx):
+            # A Python caller: return the result rather than stream to an App.
+            comparison = run_comparison(steps, progress=False)
             open_comparison_panel(ctx)
             ctx.trigger("reload_dataset")
-        return {
-            "comparison_key": comparison.key,
-            "eval_keys": comparison.eval_keys,
-            "table": comparison.to_table(),
-        }
+            return _result(comparison)
+        return _streamed(ctx, steps)
 
     def __call__(
         self,
         sample_collection: fo.core.collections.SampleCollection,
         gt_field: str,
         pred_fields: Sequence[str],
-        iou: float = 0.5,
-        use_masks: bool | None = None,
-        max_preds: int = 1000,
+        iou: float = ComparisonSettings.iou,
+        use_masks: bool | None = ComparisonSettings.use_masks,
+        max_preds: int = ComparisonSettings.max_preds,
         delegate: bool = False,
     ) -> Any:
         """Runs the operator from Python, like ``sliced_inference.compare_runs``.
@@ -111,7 +124,9 @@ class CompareRuns(foo.Operator):
         if len(pred_fields) < 2:
             raise ValueError("pred_fields needs a baseline and at least one more field")
         # What the form would refuse, in the caller's words rather than FiftyOne's.
-        fields = detection_fields(sample_collection)
+        fields = same_type_fields(
+            sample_collection, detection_fields(sample_collection), gt_field
+        )
         problems = field_problems(fields, gt_field, pred_fields[0], pred_fields[1:])
         if problems:
             raise ValueError(next(iter(problems.values())))
@@ -134,20 +149,84 @@ class CompareRuns(foo.Operator):
         )
 
 
+def _settings(params: dict[str, Any]) -> ComparisonSettings:
+    """``compare_runs`` settings from the form's parameters."""
+    return ComparisonSettings(
+        iou=float(params.get("iou", ComparisonSettings.iou)),
+        use_masks=_MASK_CHOICES[params.get("use_masks", "auto")],
+        max_preds=int(params.get("max_preds", ComparisonSettings.max_preds)),
+    )
+
+
+def _streamed(ctx: Any, steps: Iterator[Any]) -> Iterator[Any]:
+    """Runs a comparison's steps as a generator that streams progress to the App."""
+    last = 0.0
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as stop:
+            comparison: Comparison = stop.value
+            break
+        now = time.monotonic()
+        if now - last >= PROGRESS_INTERVAL_S:
+            last = now
+            yield ctx.trigger(
+                "set_progress", {"progress": step.fraction, "label": step.label}
+            )
+    yield ctx.trigger("set_progress", {"progress": 1.0, "label": "Compared"})
+    yield from open_comparison_panel(ctx)
+    yield ctx.trigger("reload_dataset")
+    variant = "warning" if any(run.unfinished for run in comparison.runs) else "success"
+    yield ctx.trigger(
+        "notify", {"message": _done_message(comparison), "variant": variant}
+    )
+
+
+def _result(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "comparison_key": comparison.key,
+        "eval_keys": comparison.eval_keys,
+        "table": comparison.to_table(),
+    }
+
+
+def _done_message(comparison: Comparison) -> str:
+    unfinished = [run.field for run in comparison.runs if run.unfinished]
+    message = f"Compared {', '.join(comparison.fields)}"
+    if unfinished:
+        message += f" (unfinished runs: {', '.join(unfinished)})"
+    return message
+
+
 def detection_fields(samples: fo.core.collections.SampleCollection) -> list[str]:
-    """Names of the ``Detections`` fields of ``samples``, sorted (of a video
-    collection, its frame fields too, as ``frames.<field>``)."""
-    fields = list(samples.get_field_schema(embedded_doc_type=fo.Detections))
-    if samples.media_type == "video":
-        frames = samples.get_frame_field_schema(embedded_doc_type=fo.Detections)
-        fields += [f"frames.{name}" for name in frames or {}]
-    return sorted(fields)
+    """Names of the ``Detections`` and ``Polylines`` (rotated boxes) fields of
+    ``samples``, sorted (of a video collection, its ``Detections`` frame fields
+    too, as ``frames.<field>``)."""
+    return sorted(evaluated_fields(samples) + frame_label_fields(samples))
 
 
-def open_comparison_panel(ctx: Any) -> None:
-    """(Re)opens the comparison panel, so that it loads the newest comparison."""
-    ctx.ops.close_panel(name=PANEL_NAME)
-    ctx.ops.open_panel(PANEL_NAME, layout="horizontal")
+def same_type_fields(
+    samples: fo.core.collections.SampleCollection,
+    fields: Sequence[str],
+    gt_field: str | None,
+) -> list[str]:
+    """``fields`` of the ground truth's label type (all of them while it is unknown):
+    boxes compare with boxes, rotated boxes (``Polylines``) with rotated boxes."""
+    if gt_field not in fields:
+        return list(fields)
+    gt_type = label_type_of(samples, gt_field)
+    return [f for f in fields if label_type_of(samples, f) is gt_type]
+
+
+def open_comparison_panel(ctx: Any) -> list[Any]:
+    """(Re)opens the comparison panel, so that it loads the newest comparison.
+
+    Returns the App messages, for a generator operator to yield.
+    """
+    return [
+        ctx.ops.close_panel(name=PANEL_NAME),
+        ctx.ops.open_panel(PANEL_NAME, layout="horizontal"),
+    ]
 
 
 def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
@@ -160,6 +239,8 @@ def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
     params = ctx.params
     gt_default = "ground_truth" if "ground_truth" in fields else None
     gt_field = params.get("gt_field") or gt_default
+    gt_choices = fields
+    fields = same_type_fields(ctx.target_view(), fields, gt_field)
     preds = [f for f in fields if f != gt_field]
     baseline = params.get("baseline_field") or (preds[0] if preds else None)
     chosen = params.get("compare_fields") or []
@@ -173,7 +254,7 @@ def _field_inputs(ctx: Any, inputs: types.Object, fields: list[str]) -> bool:
             types.Error(label="Not enough Detections fields", description=message),
         )
         return forms.flag(notice, message)
-    gt = choice_input(inputs, "gt_field", fields, gt_default, label="Ground truth")
+    gt = choice_input(inputs, "gt_field", gt_choices, gt_default, label="Ground truth")
     forms.flag(gt, problems.get("gt_field"))
     base = choice_input(
         inputs,
@@ -255,7 +336,7 @@ def _option_inputs(inputs: types.Object) -> None:
     """IoU threshold, mask or box IoU, most predictions per image."""
     inputs.float(
         "iou",
-        default=0.5,
+        default=ComparisonSettings.iou,
         min=0.05,
         max=0.95,
         label="IoU threshold",
@@ -272,7 +353,7 @@ def _option_inputs(inputs: types.Object) -> None:
     )
     inputs.int(
         "max_preds",
-        default=1000,
+        default=ComparisonSettings.max_preds,
         min=1,
         label="Most predictions per image",
         description="For mAP; sliced runs often produce more than FiftyOne's default 100",

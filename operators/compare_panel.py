@@ -21,12 +21,14 @@ from ..evaluation import (
     lost_view,
     recovered_view,
     rerun_comparison,
+    seam_view,
 )
-from ..evaluation.results import SIZE_METRICS, TABLES
+from ..evaluation.results import SEAM_TABLE, SIZE_METRICS, TABLES
 from ..evaluation.sizes import SIZES
-from ..evaluation.table import Table, fmt
+from ..evaluation.table import fmt
 from . import PLUGIN_NAME
 from .compare_operator import PANEL_NAME
+from .forms import add_table
 
 #: Name of FiftyOne's built-in Model Evaluation panel.
 MODEL_EVALUATION_PANEL = "model_evaluation_panel_builtin"
@@ -72,10 +74,13 @@ class ComparisonPanel(foo.Panel):
             {
                 "has_comparison": True,
                 "stale": not is_current(ctx.dataset, comparison),
+                "unfinished": comparison.unfinished_lines(),
                 "summary": summary_markdown(comparison),
                 "fields": comparison.fields,
+                "sliced_fields": [r.field for r in comparison.runs if r.seams],
                 "focus_field": focus,
                 "plot_metric": metric,
+                f"{SEAM_TABLE.name}_table": [],  # no seams unless a run is sliced
                 **{f"{t.name}_table": t.rows for t in comparison.tables()},
             }
         )
@@ -132,6 +137,13 @@ class ComparisonPanel(foo.Panel):
                 lost_view(ctx.dataset, comparison.gt_field, baseline, other)
             )
 
+    def show_seam_misses(self, ctx: Any) -> None:
+        """Loads the seam objects the focused run missed or detected twice."""
+        comparison = self._comparison(ctx)
+        if comparison is not None:
+            focus = self._focus(ctx, comparison)
+            ctx.ops.set_view(seam_view(ctx.dataset, focus, comparison.gt_field))
+
     def clear_view(self, ctx: Any) -> None:
         """Shows the whole dataset again."""
         ctx.ops.clear_view()
@@ -171,10 +183,12 @@ class ComparisonPanel(foo.Panel):
             _header(panel, ctx, self)
             _review_buttons(panel, ctx, self)
             metrics, sizes, speed = TABLES
-            _table(panel, metrics)
+            add_table(panel, metrics)
             _plot(panel, ctx, self)
-            _table(panel, sizes)
-            _table(panel, speed)
+            add_table(panel, sizes)
+            if ctx.panel.get_state(f"{SEAM_TABLE.name}_table"):
+                _seams(panel, ctx, self)
+            add_table(panel, speed)
         return types.Property(
             panel, view=types.GridView(orientation="vertical", gap=2, padding=2)
         )
@@ -300,22 +314,38 @@ def _header(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
         panel.view(
             "stale",
             types.Warning(
-                label="The evaluations changed since this comparison",
+                label="The compared fields or evaluations changed since this comparison",
                 description="Re-run it to refresh the numbers.",
             ),
         )
         panel.btn(
             "rerun", label="Re-run comparison", icon="refresh", on_click=owner.rerun
         )
+    unfinished = ctx.panel.get_state("unfinished") or []
+    if unfinished:
+        panel.view(
+            "unfinished_runs",
+            types.Warning(
+                label="Some runs did not process every image (starred)",
+                description=" ".join(unfinished),
+            ),
+        )
     panel.md(ctx.panel.get_state("summary") or "", name="summary")
 
 
-def _table(panel: types.Object, table: Table) -> None:
-    """A ``TableView`` of one of the comparison's tables (rows live in panel state)."""
-    view = types.TableView()
-    for key, label in table.columns.items():
-        view.add_column(key, label=label)
-    panel.list(f"{table.name}_table", types.Object(), view=view, label=table.title)
+def _seams(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:
+    """The seam table and a button that loads the focused run's seam mistakes."""
+    add_table(panel, SEAM_TABLE)
+    focus = ctx.panel.get_state("focus_field")
+    sliced = ctx.panel.get_state("sliced_fields") or []
+    if focus in sliced:
+        panel.btn(
+            "seam_misses",
+            label=f"Seam objects {focus} missed or found twice",
+            icon="grid_on",
+            variant="outlined",
+            on_click=owner.show_seam_misses,
+        )
 
 
 def _plot(panel: types.Object, ctx: Any, owner: ComparisonPanel) -> None:

@@ -22,13 +22,18 @@ from typing import Any
 import fiftyone.operators.types as types
 
 from ..sdk import absolute_model_path, label_field_problem
+from ..sdk.sample_scope import collection_problem
 from ..slicer import ConfigError, ModelOptions, PredictOptions, Setting, VideoOptions
 from ..slicer.models.ultralytics import ULTRALYTICS_SUFFIXES
+from .plugin_settings import BUNDLED_MODELS_DIR, model_location_problem
 
-#: Bundled models, offered as choices for the model input.
-BUNDLED_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 #: Targets with more samples default to delegated execution in the App.
 DELEGATE_ABOVE = 50
+#: Runs whose largest forward pass is estimated above this many bytes
+#: (``options.peak_input_bytes()``) run only delegated, never inside the App
+#: server: e.g. ``imgsz`` above about 4600 px, or more than 52 tiles of 640 px
+#: per batch.
+IMMEDIATE_MAX_BYTES = 2 * 1024**3
 #: Devices offered; any torch device string may be typed in.
 DEVICES = ("auto", "cpu", "cuda", "cuda:0", "mps")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -47,16 +52,41 @@ TRACKING = (
     "track_buffer",
     "match_thresh",
 )
+RASTERS = ("bands", "scaling")
+
+
+def grid_button(config: Any) -> types.Placement:
+    """A button for an operator (its label and icon) above the samples grid."""
+    return types.Placement(
+        types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
+        types.Button(label=config.label, icon=config.icon, prompt=True),
+    )
+
+
+def add_table(panel: types.Object, table: Any) -> None:
+    """A ``TableView`` of a ``Table`` whose rows live in panel state ``<name>_table``."""
+    view = types.TableView()
+    for key, label in table.columns.items():
+        view.add_column(key, label=label)
+    panel.list(f"{table.name}_table", types.Object(), view=view, label=table.title)
 
 
 def target_inputs(ctx: Any, inputs: types.Object) -> int:
     """Adds the standard target choice (dataset / current view / selected samples).
 
+    A target the run cannot label (a patches or frames view, ...) gets an
+    error notice and counts as empty, so the form stops there.
+
     Returns:
         the number of samples in the chosen target.
     """
     inputs.view_target(ctx)
-    return len(ctx.target_view())
+    target = ctx.target_view()
+    problem = collection_problem(target)
+    if problem:
+        inputs.view("target_problem", types.Error(label=problem))
+        return 0
+    return len(target)
 
 
 def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> bool:
@@ -70,8 +100,8 @@ def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> 
         label="Model",
         description=(
             "An Ultralytics weights file (.pt), a Transformers model directory, "
-            "or a Hugging Face hub id (org/name). Loading a .pt file unpickles "
-            "it: use weights you trust."
+            "or a Hugging Face hub id (org/name). .pt files are loaded safely "
+            "(weights only): files holding other Python objects are refused."
         ),
         view=types.AutocompleteView(
             choices=[types.Choice(p, label=Path(p).name) for p in bundled],
@@ -79,7 +109,7 @@ def model_inputs(ctx: Any, inputs: types.Object, default: str | None = None) -> 
         ),
     )
     spec = ctx.params.get("model", default)
-    problem = model_spec_problem(spec)
+    problem = model_spec_problem(spec) or model_location_problem(spec)
     if problem is None and "model" in ctx.params:
         # The params are what a delegated run is queued with, and its worker
         # may run in another directory: a relative path must not travel.
@@ -130,7 +160,7 @@ def label_field_inputs(
         required=True,
         default=default,
         label="Output field",
-        description="The Detections field the predictions are written to",
+        description="The field the predictions are written to (Detections; Polylines for oriented-box models)",
     )
     inputs.bool(
         "overwrite",
@@ -148,6 +178,16 @@ def label_field_inputs(
         ),
     )
     params = ctx.params
+    if params.get("skip_existing"):
+        inputs.bool(
+            "allow_mixed_settings",
+            default=False,
+            label="Allow other settings than the field's labels",
+            description=(
+                "Add labels even if the field's labels came from another model "
+                "or other settings (refused otherwise: one field, one run's labels)"
+            ),
+        )
     problem = label_field_problem(
         target,
         params.get("label_field", default),
@@ -274,6 +314,18 @@ def prelabel_inputs(inputs: types.Object) -> None:
         label="Tag labelled samples",
         description="Tags added to every sample the run labels, e.g. 'to_review'",
         view=types.AutocompleteView(allow_user_input=True, allow_duplicates=False),
+    )
+
+
+def store_tiles_input(inputs: types.Object, label_field: str) -> None:
+    """Whether a sliced run also writes its tile grid, for the App to draw the seams."""
+    inputs.bool(
+        "store_tiles",
+        default=False,
+        label="Draw the tile grid",
+        description=f"Also write each image's tiles to '{label_field}_tiles' "
+        "(polylines), so the App shows where the seams are",
+        view=types.CheckboxView(),
     )
 
 

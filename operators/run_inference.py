@@ -26,11 +26,29 @@ from ..sdk import (
     check_label_field,
     sliced_run,
 )
-from ..slicer import MergeConfig, PredictOptions, SliceOptions, VideoOptions
-from . import forms
+from ..sdk.sample_scope import collection_problem
+from ..slicer import (
+    ConfigError,
+    MergeConfig,
+    ModelLoadError,
+    PredictOptions,
+    SliceOptions,
+    VideoOptions,
+)
+from . import forms, plugin_settings
 
-#: Keywords of ``__call__`` besides the settings of ``options_cls``.
-_CALL_KEYWORDS = {"device", "half", "overwrite", "skip_existing", "tags"}
+#: Keywords of ``__call__`` besides the settings of ``options_cls``. Never
+#: ``allow_unsafe_pickle``: that is the administrator's plugin setting.
+_CALL_KEYWORDS = {
+    "device",
+    "half",
+    "overwrite",
+    "skip_existing",
+    "allow_mixed_settings",
+    "tags",
+}
+#: Keywords only sliced runs take.
+_SLICED_KEYWORDS = {"store_tiles"}
 #: Least seconds between two progress updates sent to the App or the database.
 PROGRESS_INTERVAL_S = 0.5
 
@@ -64,6 +82,7 @@ class _InferenceOperator(foo.Operator):
             self._settings_inputs(ctx, inputs)
             if ctx.target_view().media_type == "video":
                 forms.video_inputs(ctx, inputs)
+            self._delegation_notice(ctx, inputs)
             self._run_inputs(ctx, inputs)
         return types.Property(inputs, view=types.View(label=self.config.label))
 
@@ -72,17 +91,29 @@ class _InferenceOperator(foo.Operator):
         raise NotImplementedError
 
     def resolve_placement(self, ctx: Any) -> types.Placement:
-        return types.Placement(
-            types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
-            types.Button(label=self.config.label, icon=self.config.icon, prompt=True),
-        )
+        return forms.grid_button(self.config)
 
     def resolve_delegation(self, ctx: Any) -> bool | None:
-        # A shard dispatcher only queues work: always immediate. Otherwise the
-        # caller's explicit choice, else the user's (resolve_execution_options).
+        # A shard dispatcher only queues work: always immediate. A run whose
+        # inputs need a lot of memory never runs inside the App server.
+        # Otherwise the caller's explicit choice, else the user's
+        # (resolve_execution_options).
         if forms.is_shard_dispatcher(ctx.params):
             return False
+        if self._needs_worker(ctx):
+            return True
         return ctx.params.get("delegate")
+
+    def _needs_worker(self, ctx: Any) -> bool:
+        """Whether the run's largest forward pass is estimated above ``forms.IMMEDIATE_MAX_BYTES``."""
+        settings = {
+            k: v for k, v in ctx.params.items() if k in self.options_cls.settings()
+        }
+        try:
+            options = self.options_cls.from_params(settings)
+        except (ConfigError, TypeError):
+            return False  # the form flags the bad value
+        return options.peak_input_bytes() > forms.IMMEDIATE_MAX_BYTES
 
     def resolve_execution_options(self, ctx: Any) -> foo.ExecutionOptions:
         forced = self.resolve_delegation(ctx)
@@ -146,14 +177,24 @@ class _InferenceOperator(foo.Operator):
         return types.Property(outputs, view=types.View(label="Inference run"))
 
     def build_run(self, ctx: Any) -> InferenceRun:
-        """The SDK run the form's parameters describe (on the target view)."""
+        """The SDK run the form's parameters describe (on the target view).
+
+        The administrator's plugin settings apply here, whatever the form
+        sent: the model must be in the allowed directories, and ``.pt``
+        files are loaded safely unless ``allow_unsafe_pickle`` is set.
+        """
         params = ctx.params
+        problem = plugin_settings.model_location_problem(params["model"])
+        if problem:
+            raise ModelLoadError(problem)
         shard = params.get("shard_index")
         target = ctx.target_view()
         settings = {k: params[k] for k in self.options_cls.settings() if k in params}
         if target.media_type == "video":
             settings.update(forms.video_params(params))
-        make = sliced_run if self.options_cls is SliceOptions else baseline_run
+        sliced = self.options_cls is SliceOptions
+        extra = {"store_tiles": bool(params.get("store_tiles"))} if sliced else {}
+        make = sliced_run if sliced else baseline_run
         return make(
             target,
             params["model"],
@@ -161,12 +202,15 @@ class _InferenceOperator(foo.Operator):
             **settings,
             device=forms.device_param(params.get("device")),
             half=bool(params.get("half", False)),
+            allow_unsafe_pickle=plugin_settings.allow_unsafe_pickle(),
             overwrite=bool(params.get("overwrite", False)),
             skip_existing=bool(params.get("skip_existing", False)),
+            allow_mixed_settings=bool(params.get("allow_mixed_settings", False)),
             tags=params.get("tags") or None,
             token=_secret(ctx, "HF_TOKEN"),
             shard=None if shard is None else (shard, params["num_shards"]),
             run_id=params.get("run_id"),
+            **extra,
         )
 
     def _run_inputs(self, ctx: Any, inputs: types.Object) -> None:
@@ -187,16 +231,16 @@ class _InferenceOperator(foo.Operator):
     ) -> Any:
         """``__call__``: checks the keywords, then runs the operator on their JSON form."""
         settings = self.options_cls.settings()
-        unknown = (
-            set(keywords)
-            - set(settings)
-            - set(VideoOptions.settings())
-            - _CALL_KEYWORDS
+        allowed = (
+            _CALL_KEYWORDS
+            | set(VideoOptions.settings())
+            | (_SLICED_KEYWORDS if self.options_cls is SliceOptions else set())
         )
+        unknown = set(keywords) - set(settings) - allowed
         if unknown:
             raise TypeError(
                 f"{self.config.name} got unknown keyword(s) {sorted(unknown)}; it "
-                f"takes {', '.join([*settings, *sorted(_CALL_KEYWORDS)])}"
+                f"takes {', '.join([*settings, *sorted(allowed)])}"
             )
         # Bad values fail here, in the caller's words, not in the operator.
         self.options_cls.from_params(
@@ -232,9 +276,23 @@ class _InferenceOperator(foo.Operator):
             forms.label_field_inputs(ctx, inputs, target, self.default_field) and ready
         )
         if count == 0:
-            inputs.view("empty", types.Warning(label="The target has no samples"))
+            if not collection_problem(target):
+                inputs.view("empty", types.Warning(label="The target has no samples"))
             return False
         return ready
+
+    def _delegation_notice(self, ctx: Any, inputs: types.Object) -> None:
+        """Says when the run's inputs are too large to run inside the App server."""
+        if self._needs_worker(ctx):
+            inputs.view(
+                "runs_delegated",
+                types.Notice(
+                    label="These input sizes need more than "
+                    f"{forms.IMMEDIATE_MAX_BYTES / 2**30:.0f} GiB of memory per "
+                    "forward pass (estimated): the run is queued for a delegated "
+                    "worker (`fiftyone delegated launch`)"
+                ),
+            )
 
 
 class RunSlicedInference(_InferenceOperator):
@@ -250,9 +308,11 @@ class RunSlicedInference(_InferenceOperator):
     )
 
     def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
-        for group in (forms.SLICING, forms.MERGING, forms.FILTERING):
+        for group in (forms.SLICING, forms.MERGING, forms.FILTERING, forms.RASTERS):
             forms.settings_inputs(ctx, inputs, SliceOptions, group)
         forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
+        if ctx.target_view().media_type != "video":  # frames have no tile grid field
+            forms.store_tiles_input(inputs, ctx.params.get("label_field") or "sliced")
 
     def __call__(
         self,
@@ -270,13 +330,14 @@ class RunSlicedInference(_InferenceOperator):
             sample_collection: the dataset or view to label.
             model: a model path or Hugging Face hub id (operator parameters
                 are JSON, so no model objects).
-            label_field: the ``Detections`` field to write.
+            label_field: the field to write (``Detections``, or ``Polylines``
+                for an oriented-box model).
             num_shards: with N > 1, queue N delegated operations, one per
                 disjoint shard of ``sample_collection``.
             delegate: queue a delegated operation instead of running now.
             **keywords: the settings of ``apply_sliced_model`` (``slice_wh``,
                 ``overlap``, ``merge``, ..., ``device``, ``overwrite``,
-                ``skip_existing``, ``tags``).
+                ``skip_existing``, ``tags``, ``store_tiles``).
 
         Returns:
             an ``ExecutionResult``; ``.result`` is the run's summary dict when
@@ -316,7 +377,7 @@ class RunBaselineInference(_InferenceOperator):
     )
 
     def _settings_inputs(self, ctx: Any, inputs: types.Object) -> None:
-        settings = ("imgsz", *forms.FILTERING)
+        settings = ("imgsz", *forms.FILTERING, *forms.RASTERS)
         forms.settings_inputs(ctx, inputs, PredictOptions, settings)
 
     def __call__(
@@ -334,7 +395,8 @@ class RunBaselineInference(_InferenceOperator):
         Args:
             sample_collection: the dataset or view to label.
             model: a model path or Hugging Face hub id.
-            label_field: the ``Detections`` field to write.
+            label_field: the field to write (``Detections``, or ``Polylines``
+                for an oriented-box model).
             num_shards: with N > 1, queue N delegated operations (one per shard).
             delegate: queue a delegated operation instead of running now.
             **keywords: the settings of ``apply_baseline_model`` (``imgsz``,

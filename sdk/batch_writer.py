@@ -6,6 +6,8 @@ import time
 
 import fiftyone as fo
 
+from .sample_scope import dataset_samples
+
 #: Samples written per database batch (a batch is also written after
 #: ``WRITE_INTERVAL_S`` seconds, so slow models lose little when interrupted).
 WRITE_BATCH_SIZE = 16
@@ -19,43 +21,50 @@ class BatchWriter:
         dataset: the dataset written to.
         label_field: the field the labels go to.
         tags: tags added to each labelled sample.
-        overwrite: a sample that failed gets its old value cleared, so the
-            field never mixes two runs.
+        tiles_field: where each sample's tile grid goes (``fo.Polylines``),
+            written with its labels; ``None`` writes none.
+
+    A sample is written only once it is finished (labels, its tiles and, when
+    it had none, its metadata): nothing is written for a sample that failed,
+    so an ``overwrite`` run keeps the previous labels of an image it could not
+    read.
 
     Example::
 
-        >>> writer = BatchWriter(dataset, "sliced", [], overwrite=False)  # doctest: +SKIP
+        >>> writer = BatchWriter(dataset, "sliced", [])  # doctest: +SKIP
         >>> writer.add(sample_id, fo.Detections(), None)  # doctest: +SKIP
         >>> writer.flush()  # doctest: +SKIP
     """
 
     def __init__(
-        self, dataset: fo.Dataset, label_field: str, tags: list[str], overwrite: bool
+        self,
+        dataset: fo.Dataset,
+        label_field: str,
+        tags: list[str],
+        tiles_field: str | None = None,
     ) -> None:
         self.dataset = dataset
         self.label_field = label_field
         self.tags = tags
-        self.overwrite = overwrite
-        self.labels: dict[str, fo.Detections | None] = {}
+        self.tiles_field = tiles_field
+        self.labels: dict[str, fo.Detections | fo.Polylines] = {}
+        self.tiles: dict[str, fo.Polylines | None] = {}
         self.metadata: dict[str, fo.ImageMetadata] = {}
         self.last_flush = time.monotonic()
 
     def add(
         self,
         sample_id: str,
-        detections: fo.Detections,
+        labels: fo.Detections | fo.Polylines,
         metadata: fo.ImageMetadata | None,
+        tiles: fo.Polylines | None = None,
     ) -> None:
-        """Queues one finished sample (and its metadata when it had none)."""
-        self.labels[sample_id] = detections
+        """Queues one finished sample (its metadata when it had none, its tiles if kept)."""
+        self.labels[sample_id] = labels
+        if self.tiles_field is not None:
+            self.tiles[sample_id] = tiles
         if metadata is not None:
             self.metadata[sample_id] = metadata
-
-    def failed(self, sample_id: str) -> None:
-        """Marks a sample whose image could not be read."""
-        # With overwrite, clear the old value: the field must not mix two runs.
-        if self.overwrite and self.dataset.has_field(self.label_field):
-            self.labels[sample_id] = None
 
     def due(self) -> bool:
         """Whether a batch is full or the last write is old enough to write again."""
@@ -65,7 +74,7 @@ class BatchWriter:
         )
 
     def flush(self) -> None:
-        """Writes what is queued (labels, metadata, tags) and empties the queue."""
+        """Writes what is queued (labels, tiles, metadata, tags) and empties the queue."""
         self.last_flush = time.monotonic()
         if not self.labels and not self.metadata:
             return
@@ -73,7 +82,10 @@ class BatchWriter:
             self.dataset.set_values("metadata", self.metadata, key_field="id")
         if self.labels:
             self.dataset.set_values(self.label_field, self.labels, key_field="id")
-            labelled = [sid for sid, dets in self.labels.items() if dets is not None]
-            if self.tags and labelled:
-                self.dataset.select(labelled).tag_samples(self.tags)
-        self.labels, self.metadata = {}, {}
+            if self.tags:
+                # dataset.select() sees only the active group slice.
+                samples = dataset_samples(self.dataset)
+                samples.select(list(self.labels)).tag_samples(self.tags)
+        if self.tiles:
+            self.dataset.set_values(self.tiles_field, self.tiles, key_field="id")
+        self.labels, self.metadata, self.tiles = {}, {}, {}

@@ -2,8 +2,10 @@
 
 ``apply_sliced_model`` and ``apply_baseline_model`` run the same model on tiles
 or on whole images and write ``fo.Detections`` (with cropped instance masks when
-the model segments) to a label field, so the two are directly comparable. The
-operators in ``run_inference`` are forms over these two functions.
+the model segments) to a label field, so the two are directly comparable.
+Oriented-box (OBB) models write ``fo.Polylines`` instead: one closed, filled
+4-point polygon per rotated box. The operators in ``run_inference`` are forms
+over these two functions.
 
 Every run:
 
@@ -12,7 +14,9 @@ Every run:
 - writes labels in batches (``set_values(..., key_field="id")``), so memory
   stays flat and an interrupted run keeps every finished sample, and no
   sample is ever half-written;
-- skips (and reports) samples whose image is missing or unreadable;
+- reads tiled TIFFs, BigTIFFs and GeoTIFFs window by window (never whole);
+- skips (and reports) samples whose image is missing or unreadable, or has a
+  corrupt stored tile;
 - records itself on the dataset (``run_records``) and returns an
   ``InferenceSummary``.
 
@@ -49,7 +53,16 @@ from .run import InferenceRun, InferenceSummary, ProgressCallback
 from .video import VideoRun, video_keywords
 
 #: Keywords of a run that are not prediction or model settings.
-RUN_KEYWORDS = ("overwrite", "skip_existing", "tags", "token", "shard", "run_id")
+RUN_KEYWORDS = (
+    "overwrite",
+    "skip_existing",
+    "allow_mixed_settings",
+    "tags",
+    "token",
+    "shard",
+    "run_id",
+    "store_tiles",
+)
 #: Arguments of ``apply_*`` that are not passed on as keywords.
 _POSITIONAL = ("samples", "model", "label_field", "progress")
 
@@ -68,6 +81,8 @@ def apply_sliced_model(
     confidence: float = SliceOptions.confidence,
     classes: Sequence[str | int] | None = SliceOptions.classes,
     max_detections: int | None = SliceOptions.max_detections,
+    bands: Sequence[int] | None = SliceOptions.bands,
+    scaling: str = SliceOptions.scaling,
     merge: str | MergeConfig = MergeConfig.strategy,
     merge_metric: str = MergeConfig.metric,
     merge_threshold: float = MergeConfig.threshold,
@@ -75,6 +90,7 @@ def apply_sliced_model(
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
+    allow_unsafe_pickle: bool = ModelOptions.allow_unsafe_pickle,
     frame_step: int = VideoOptions.frame_step,
     first_frame: int | None = VideoOptions.first_frame,
     last_frame: int | None = VideoOptions.last_frame,
@@ -87,11 +103,13 @@ def apply_sliced_model(
     gmc_method: str = VideoOptions.gmc_method,
     overwrite: bool = False,
     skip_existing: bool = False,
+    allow_mixed_settings: bool = False,
     tags: Sequence[str] | None = None,
     progress: bool | ProgressCallback | None = None,
     token: str | None = None,
     shard: tuple[int, int] | None = None,
     run_id: str | None = None,
+    store_tiles: bool = False,
 ) -> InferenceSummary:
     """Runs sliced inference on every sample and writes ``fo.Detections`` to ``label_field``.
 
@@ -99,7 +117,10 @@ def apply_sliced_model(
     each tile, and the detections are shifted back and merged (``merge``).
     Detections carry ``confidence``, ``tile`` (tile index, ``-1`` for the
     full-image pass) and ``truncated`` (touches an interior tile edge), and a
-    mask cropped to the box when the model segments.
+    mask cropped to the box when the model segments. An oriented-box (OBB)
+    model writes ``fo.Polylines`` (rotated boxes as closed, filled 4-point
+    polygons, merged across tiles by rotated-box IoU) with the same
+    attributes plus ``angle``.
 
     On a video collection, each frame of the range is an image: the field is
     the frame field ``frames.<label_field>`` (see ``sdk.video``) and the
@@ -111,7 +132,8 @@ def apply_sliced_model(
             hub id), a ``YOLO`` object, a ``(transformers model, processor)``
             pair, a callable ``tile -> detections``, a ``TileModel``, or a
             FiftyOne ``Model`` that returns ``Detections``.
-        label_field: the ``Detections`` field to write.
+        label_field: the field to write (``Detections``, or ``Polylines`` for
+            an OBB model).
         slice_wh: tile size in pixels, an int or ``(width, height)``.
         overlap: tile overlap, a ratio in ``[0, 1)`` or pixels (int).
         imgsz: model input size for tiles; ``None`` runs each tile at its own
@@ -123,6 +145,13 @@ def apply_sliced_model(
         confidence: minimum score kept.
         classes: labels (or class ids) to keep; ``None`` keeps all.
         max_detections: most detections per image, best first.
+        bands: for rasters read in windows (tiled TIFF, BigTIFF, GeoTIFF,
+            16-bit or multi-band TIFF), the bands shown as RGB, counted from 1
+            (e.g. ``(4, 3, 2)``), or one band shown as gray; ``None`` takes
+            the first three.
+        scaling: how such bands become 8-bit: ``"auto"`` (8-bit data as
+            stored, other data stretched per band between its 2nd and 98th
+            percentiles), ``"percentile"`` or ``"range"`` (the data type's).
         merge: ``"provenance"``, ``"nms"``, ``"nmm"``, ``"greedy_nmm"`` or
             ``"none"``.
         merge_metric: ``"iou"`` or ``"ios"``.
@@ -130,13 +159,21 @@ def apply_sliced_model(
         class_agnostic: merge detections of different classes too.
         device: torch device (``None``: cuda, mps or cpu).
         half: float16 inference (GPU only).
-        overwrite: replace the field's values on these samples if it exists.
+        overwrite: replace the field's values on these samples if it exists
+            (refused for a field that stored evaluations use as ground truth).
+            A sample whose image cannot be read keeps its previous labels.
         skip_existing: only label samples whose field is empty (resume a run,
-            or pre-label only what is missing).
+            or pre-label only what is missing). Whether a sample's field is
+            empty is read on the dataset, whatever the view shows.
+        allow_mixed_settings: let ``skip_existing`` add labels made with other
+            settings (model, slicing, ...) than the field's; refused otherwise.
         tags: tags added to every sample labelled.
         progress: ``True``/``False``/``None`` shows/hides/defaults FiftyOne's
             progress bar; a callable gets ``(fraction, label)`` as samples finish.
         trust_remote_code: let Transformers run a hub repository's own code.
+        allow_unsafe_pickle: fully unpickle a ``.pt`` file that safe loading
+            refuses (legacy checkpoints). It runs any code the file holds:
+            only for files you trust.
         frame_step: videos only: label every Nth frame of the range.
         first_frame: videos only: first frame to label (from 1; ``None``:
             the first).
@@ -155,6 +192,9 @@ def apply_sliced_model(
         shard: ``(index, count)``: process only that shard of ``samples``
             (see ``shard_views``), e.g. one of several workers.
         run_id: shared by all shards of one run (one is made up if ``None``).
+        store_tiles: also write each image's tile grid as ``fo.Polylines`` to
+            ``<label_field>_tiles`` (same overwrite rules), so the App draws
+            the seams over the image.
 
     Returns:
         an ``InferenceSummary``; the run is also recorded on the dataset
@@ -162,9 +202,15 @@ def apply_sliced_model(
 
     Raises:
         LabelFieldError: the field exists and neither ``overwrite`` nor
-            ``skip_existing`` is set, or it holds another label type.
-        ConfigError: an option is out of range (raised before any work).
-        ModelLoadError: the model cannot be loaded (before any write).
+            ``skip_existing`` is set (or both are), it holds another label
+            type, its name is invalid, or its labels came from other settings
+            (``skip_existing`` without ``allow_mixed_settings``).
+        FieldInUseError: another run is writing the field now.
+        ConfigError: an option is out of range, a class is not the model's, or
+            the collection is not one of images or videos (patches, frames
+            and clips views are refused); raised before any write.
+        ModelLoadError: the model cannot be loaded, or safe loading refused
+            it (before any write).
 
     Example::
 
@@ -189,9 +235,12 @@ def apply_baseline_model(
     confidence: float = PredictOptions.confidence,
     classes: Sequence[str | int] | None = PredictOptions.classes,
     max_detections: int | None = PredictOptions.max_detections,
+    bands: Sequence[int] | None = PredictOptions.bands,
+    scaling: str = PredictOptions.scaling,
     device: str | None = ModelOptions.device,
     half: bool = ModelOptions.half,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
+    allow_unsafe_pickle: bool = ModelOptions.allow_unsafe_pickle,
     frame_step: int = VideoOptions.frame_step,
     first_frame: int | None = VideoOptions.first_frame,
     last_frame: int | None = VideoOptions.last_frame,
@@ -204,6 +253,7 @@ def apply_baseline_model(
     gmc_method: str = VideoOptions.gmc_method,
     overwrite: bool = False,
     skip_existing: bool = False,
+    allow_mixed_settings: bool = False,
     tags: Sequence[str] | None = None,
     progress: bool | ProgressCallback | None = None,
     token: str | None = None,
@@ -214,23 +264,30 @@ def apply_baseline_model(
 
     The same conversion, attributes (``tile`` is ``-1``), run record and safety
     rules as ``apply_sliced_model``, so the two fields compare like for like.
-    ``imgsz`` raises the input resolution (e.g. 1280) instead of slicing.
+    ``imgsz`` raises the input resolution (e.g. 1280) instead of slicing. A
+    raster read in windows is shrunk to the input size while it is read
+    (from a pyramid level when the file has one), never decoded whole.
 
     Args:
         samples: a dataset or view of images, or of videos (frames labelled).
         model: anything ``apply_sliced_model`` accepts.
-        label_field: the ``Detections`` field to write.
+        label_field: the field to write (``Detections``, or ``Polylines`` for
+            an OBB model).
         imgsz: model input size (longer side); ``None``: the model's own.
         confidence: minimum score kept.
         classes: labels (or class ids) to keep; ``None`` keeps all.
         max_detections: most detections per image, best first.
+        bands: as in ``apply_sliced_model``.
+        scaling: as in ``apply_sliced_model``.
         device: torch device (``None``: cuda, mps or cpu).
         half: float16 inference (GPU only).
         overwrite: replace the field's values on these samples if it exists.
         skip_existing: only label samples whose field is empty.
+        allow_mixed_settings: as in ``apply_sliced_model``.
         tags: tags added to every sample labelled.
         progress: as in ``apply_sliced_model``.
         trust_remote_code: let Transformers run a hub repository's own code.
+        allow_unsafe_pickle: as in ``apply_sliced_model`` (trusted files only).
         frame_step: as in ``apply_sliced_model`` (videos), and so are
             ``first_frame``, ``last_frame``, ``tracker`` and the tracker
             settings ``track_high_thresh``, ``track_low_thresh``,

@@ -1,4 +1,4 @@
-"""The one place where engine ``Predictions`` and FiftyOne ``Detections`` meet.
+"""The one place where engine ``Predictions`` and FiftyOne ``Detections`` / ``Polylines`` meet.
 
 FiftyOne boxes are relative ``[x, y, width, height]`` with a top-left origin;
 instance masks cover only their box. The engine works in pixels (``xyxy``) with
@@ -8,6 +8,9 @@ coordinate conventions are decided once:
 - ``to_detections``: engine -> FiftyOne. A detection with a mask gets the
   relative box of its integer mask box, so ``mask.shape`` equals the box's
   pixel size and FiftyOne's mask IoU places the mask where the model put it.
+- ``to_polylines``: engine rotated boxes (OBB models) -> closed, filled 4-point
+  ``fo.Polylines`` (``fo.Polyline.from_rotated_box``), so FiftyOne evaluates
+  them with polygon IoU; ``to_labels`` picks one of the two.
 - ``predictions_from_detections``: FiftyOne -> engine (for FiftyOne models run on tiles).
   Masks are resized onto the pixel box FiftyOne itself would render them in
   (``eta.core.image.render_instance_mask``: corners truncated to ints).
@@ -89,6 +92,112 @@ def to_detections(preds: Predictions, width: int, height: int) -> fo.Detections:
             )
         )
     return fo.Detections(detections=detections)
+
+
+def tile_polylines(tiles: np.ndarray, width: int, height: int) -> fo.Polylines:
+    """The tile grid as closed rectangles the App draws over the image (the seams show).
+
+    Args:
+        tiles: int ``(T, 4)`` ``xyxy`` tile boxes (``slicer.tile_boxes``).
+        width: the image's width in pixels.
+        height: its height.
+
+    Returns:
+        one unfilled ``fo.Polyline`` labelled ``"tile"`` per tile, with its
+        index as ``tile`` (the ``tile`` attribute of the run's detections).
+
+    Example::
+
+        >>> lines = tile_polylines(np.array([[0, 0, 50, 100], [40, 0, 100, 100]]), 100, 100)
+        >>> lines.polylines[1].points
+        [[(0.4, 0.0), (1.0, 0.0), (1.0, 1.0), (0.4, 1.0)]]
+    """
+    polylines = []
+    for index, (x0, y0, x1, y1) in enumerate(np.asarray(tiles).tolist()):
+        a, b = x0 / width, y0 / height
+        c, d = x1 / width, y1 / height
+        polylines.append(
+            fo.Polyline(
+                label="tile",
+                points=[[(a, b), (c, b), (c, d), (a, d)]],
+                closed=True,
+                filled=False,
+                tile=index,
+            )
+        )
+    return fo.Polylines(polylines=polylines)
+
+
+def to_polylines(preds: Predictions, width: int, height: int) -> fo.Polylines:
+    """Converts an image's rotated-box ``Predictions`` to ``fo.Polylines``.
+
+    Each rotated box becomes a closed, filled 4-point polygon in relative
+    coordinates, with ``confidence``, ``tile``, ``truncated`` and ``angle``
+    (radians in ``[0, pi/2)``: the turn of the box's ``w`` side from the
+    image's x axis towards its y axis, i.e. clockwise as the App shows it).
+    Boxes whose envelope lies wholly outside the image are dropped.
+
+    Example::
+
+        >>> p = Predictions.from_rotated([[50, 50, 40, 10, 0.5]], [0.8], [0], {0: "ship"})
+        >>> line = to_polylines(p, 100, 100).polylines[0]
+        >>> line.label, len(line.points[0]), line.closed, line.filled, line.angle
+        ('ship', 4, True, True, 0.5)
+    """
+    labels = preds.labels
+    polylines = []
+    for i in range(len(preds)):
+        x0, y0, x1, y1 = preds.boxes[i].tolist()
+        if min(x1, width) <= max(x0, 0) or min(y1, height) <= max(y0, 0):
+            continue  # wholly outside the image: nothing to show or evaluate
+        cx, cy, w, h, angle = preds.rboxes[i].tolist()
+        polylines.append(
+            fo.Polyline.from_rotated_box(
+                cx,
+                cy,
+                w,
+                h,
+                angle,
+                frame_size=(width, height),
+                label=labels[i],
+                filled=True,
+                confidence=float(preds.scores[i]),
+                tile=int(preds.tile_index[i]),
+                truncated=bool(preds.truncated[i]),
+                angle=float(angle),
+            )
+        )
+    return fo.Polylines(polylines=polylines)
+
+
+def label_type(rotated: bool) -> type:
+    """The label list a run writes: ``fo.Polylines`` for rotated boxes, else ``fo.Detections``."""
+    return fo.Polylines if rotated else fo.Detections
+
+
+def to_labels(
+    preds: Predictions, width: int, height: int, rotated: bool
+) -> fo.Detections | fo.Polylines:
+    """``to_polylines`` for a rotated-box model's predictions, ``to_detections`` otherwise.
+
+    Example::
+
+        >>> p = Predictions.from_arrays([[10, 20, 30, 30]], [0.9], [0], {0: "car"})
+        >>> type(to_labels(p, 100, 100, rotated=False)).__name__
+        'Detections'
+    """
+    if rotated:
+        return to_polylines(preds.as_rotated(), width, height)
+    return to_detections(preds, width, height)
+
+
+def count_labels(labels: fo.Detections | fo.Polylines | None) -> int:
+    """How many objects a label list holds."""
+    if labels is None:
+        return 0
+    if isinstance(labels, fo.Polylines):
+        return len(labels.polylines)
+    return len(labels.detections)
 
 
 def predictions_from_detections(

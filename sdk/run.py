@@ -8,6 +8,7 @@ end) or ``iter_execute`` (a generator of progress, for the App).
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Generator, Sequence
@@ -26,23 +27,46 @@ from ..slicer import (
     PredictOptions,
     SliceOptions,
     TileModel,
-    load_image,
+    is_rotated,
     predict_full_image,
     predict_sliced,
+    tile_boxes,
 )
 from ..slicer.models.base import settings_in_effect
+from ..slicer.rasters import RasterSource, open_raster
 from ..slicer.sliced import check_classes
 from .batch_writer import BatchWriter
+from .dataset_doc import utc_now
+from .field_claims import FieldClaim, FieldInUseError
 from .label_fields import check_label_field
-from .labels import to_detections
+from .label_runs import labels_role
+from .labels import count_labels, label_type, tile_polylines, to_labels
+from .metadata import image_metadata
 from .model_cache import cached_model, describe_model
-from .run_records import MAX_STORED_ERRORS, RunRecorder, utc_now
+from .run_records import MAX_STORED_ERRORS, RunRecorder
+from .sample_scope import collection_problem, labelled_ids, refresh_schema
 from .shards import shard_view
 
 logger = logging.getLogger(__name__)
 
+#: Suffix of the field ``store_tiles=True`` writes the tile grid to.
+TILES_SUFFIX = "_tiles"
+
 #: A progress callback: ``(fraction done in [0, 1], label)``.
 ProgressCallback = Callable[[float, str], None]
+#: What a run id may look like (it is a key in the dataset's run records).
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def tiles_field(label_field: str) -> str:
+    """The field a sliced run's tile grid is written to (``store_tiles=True``).
+
+    Example::
+
+        >>> tiles_field("sliced")
+        'sliced_tiles'
+    """
+    return label_field + TILES_SUFFIX
 
 
 @dataclass
@@ -86,21 +110,30 @@ class InferenceRun:
     """One checked inference run over a collection; start it with ``execute``.
 
     The constructor checks the label field and the collection, so every usage
-    error surfaces before the model loads or anything is written.
+    error surfaces before the model loads or anything is written. ``execute``
+    then claims the field (a second writer is refused, see ``field_claims``),
+    checks it again under the claim, and refuses to resume a field whose
+    labels came from other settings unless ``allow_mixed_settings``.
 
     Args:
         samples: a dataset or view of images.
         model: anything ``cached_model`` accepts.
-        label_field: the ``Detections`` field to write.
+        label_field: the field to write: ``Detections``, or ``Polylines`` for
+            rotated-box (OBB) models.
         options: ``SliceOptions`` for a sliced run, ``PredictOptions`` for a
             whole-image (baseline) run.
         model_options: how the model is loaded and run.
         overwrite: replace the field's values on these samples if it exists.
         skip_existing: only label samples whose field is empty.
+        allow_mixed_settings: let ``skip_existing`` add labels made with other
+            settings (model, slicing, ...) than the field's labels.
         tags: tags added to every sample labelled.
         token: Hugging Face token (never recorded).
         shard: ``(index, count)``: process only that shard of ``samples``.
         run_id: shared by all shards of one run.
+        store_tiles: also write each image's tile grid to
+            ``tiles_field(label_field)`` (``fo.Polylines``), so the App draws
+            the seams; sliced runs only.
 
     Example::
 
@@ -122,15 +155,24 @@ class InferenceRun:
         *,
         overwrite: bool = False,
         skip_existing: bool = False,
+        allow_mixed_settings: bool = False,
         tags: Sequence[str] | None = None,
         token: str | None = None,
         shard: tuple[int, int] | None = None,
         run_id: str | None = None,
+        store_tiles: bool = False,
     ) -> None:
+        problem = collection_problem(samples)
+        if problem:
+            raise ConfigError(problem)
         if samples.media_type != self.media_type:
             raise ConfigError(
                 f"this run labels {self.media_type}s; the collection's media "
                 f"type is {samples.media_type!r}"
+            )
+        if run_id is not None and not _RUN_ID.fullmatch(str(run_id)):
+            raise ConfigError(
+                f"run_id must be 1-64 letters, digits, '_' or '-'; got {run_id!r}"
             )
         if shard is not None:
             index, count = (int(v) for v in shard)
@@ -142,6 +184,16 @@ class InferenceRun:
         if isinstance(tags, str):
             tags = [tags]
         check_label_field(samples, label_field, overwrite, skip_existing)
+        self.tiles_field = None
+        if store_tiles:
+            if not isinstance(options, SliceOptions):
+                raise ConfigError(
+                    "store_tiles needs a sliced run: a baseline has no tiles"
+                )
+            self.tiles_field = tiles_field(label_field)
+            check_label_field(
+                samples, self.tiles_field, overwrite, skip_existing, fo.Polylines
+            )
         self.samples = samples
         self.dataset = samples._root_dataset
         self.model = model
@@ -149,17 +201,21 @@ class InferenceRun:
         self.options = options
         self.model_options = model_options or ModelOptions()
         self.kind = "sliced" if isinstance(options, SliceOptions) else "baseline"
-        self.overwrite = overwrite
-        self.skip_existing = skip_existing
+        self.overwrite = bool(overwrite)
+        self.skip_existing = bool(skip_existing)
+        self.allow_mixed_settings = bool(allow_mixed_settings)
         self.tags = list(tags or [])
         self.token = token
         self.shard = shard
         self.run_id = run_id or uuid.uuid4().hex
         self.summary = InferenceSummary(label_field, self.kind)
         self._error_paths: dict[str, str] = {}
+        # Samples of the target that held labels when the run started.
+        self._labelled: set[str] = set()
+        self._kept_previous = 0
 
     def predict(self, image: Any, tile_model: TileModel) -> Predictions:
-        """The run's prediction on one decoded image (sliced or whole)."""
+        """The run's prediction on one image (an array or a ``RasterSource``), sliced or whole."""
         if isinstance(self.options, SliceOptions):
             return predict_sliced(image, tile_model, self.options)
         return predict_full_image(image, tile_model, self.options)
@@ -188,15 +244,61 @@ class InferenceRun:
 
         Closing the generator early (or an exception) writes the samples
         finished so far and records the run as interrupted (or failed).
-        ``self.summary`` holds the result, also returned at the end.
+        ``self.summary`` holds the result, also returned at the end. An empty
+        collection labels and records nothing (a shard still records itself,
+        so the run's record adds up).
         """
-        scope = self.samples.view()
-        if self.shard is not None:
-            scope = shard_view(scope, *self.shard)
-        ids, paths, widths = self._samples_to_label(scope)
+        target = self.samples.view()
+        scope = target if self.shard is None else shard_view(target, *self.shard)
+        if self.shard is None and len(scope) == 0:
+            logger.warning(
+                "%s: no samples to label; nothing recorded", self.label_field
+            )
+            yield 1.0, "No samples to label"
+            return self.summary
+        claim = FieldClaim(self.dataset, self.label_field, self.run_id, self.shard)
+        claim.acquire()
+        try:
+            yield from self._run_claimed(target, scope, claim, progress_bar)
+        finally:
+            claim.release()
+        if self.summary.errors:
+            logger.warning(
+                "%s: %d of %d samples skipped (could not be read): %s",
+                self.label_field,
+                self.summary.num_errors,
+                self.summary.processed + self.summary.num_errors,
+                "; ".join(list(self.summary.errors.values())[:5]),
+            )
+        return self.summary
+
+    def _run_claimed(
+        self,
+        target: fo.DatasetView,
+        scope: fo.DatasetView,
+        claim: FieldClaim,
+        progress_bar: bool | None,
+    ) -> Generator[tuple[float, str], None, None]:
+        """The run once it holds the field: plan, load, label, record."""
+        ids, paths, widths = self._samples_to_label(target, scope)
         loading = time.perf_counter()
         tile_model = cached_model(self.model, self.model_options, token=self.token)
         check_classes(tile_model, self.options.classes)  # before anything is written
+        # Only the loaded model says which label type it writes: check again,
+        # still before anything is written.
+        self._check_model_labels(tile_model)
+        common = self._record_common(tile_model)
+        labels = labels_role(
+            self.dataset,
+            self.label_field,
+            {**common, "run_id": self.run_id},
+            to_label=len(ids),
+            labelled_in_target=len(self._labelled),
+            overwrite=self.overwrite,
+            allow_mixed_settings=self.allow_mixed_settings,
+        )
+        # Declared now, so the run's record always names a field that exists.
+        self._declare_field(tile_model)
         # Timing starts after loading: a cached model must not make one run
         # look faster than another in the comparison.
         started = time.perf_counter()
@@ -205,16 +307,15 @@ class InferenceRun:
             "model_load_seconds": started - loading,
         }
         recorder = RunRecorder(self.dataset, self.label_field, self.shard, self.run_id)
-        recorder.start(self._record_common(tile_model), stats)
+        recorder.start(common, stats, labels)
         writer = self._writer()
 
         def checkpoint() -> None:
-            writer.flush()
+            self._flush(writer, claim)
             recorder.update(self._progress_stats(started))
 
         status, failure = "failed", None
         try:
-            yield 0.0, f"Loaded model, {len(ids)} samples to process"
             yield from self._label_samples(
                 list(zip(ids, paths, widths, strict=True)),
                 tile_model,
@@ -222,7 +323,7 @@ class InferenceRun:
                 checkpoint,
                 progress_bar,
             )
-            writer.flush()
+            self._flush(writer, claim)
             status = "completed"
         except (GeneratorExit, KeyboardInterrupt):
             status = "interrupted"
@@ -231,8 +332,18 @@ class InferenceRun:
             failure = f"{type(error).__name__}: {error}"
             raise
         finally:
-            # Keep every finished sample, whatever stopped the run.
-            writer.flush()
+            # Keep every finished sample, whatever stopped the run (unless the
+            # field is another run's now); and record the end even when that
+            # last write fails too.
+            try:
+                if not claim.lost:
+                    writer.flush()
+            except Exception as error:
+                logger.warning(
+                    "%s: could not write the last samples: %s", self.label_field, error
+                )
+                status = "failed"
+                failure = failure or f"{type(error).__name__}: {error}"
             self.summary.seconds = time.perf_counter() - started
             self.summary.images_per_second = (
                 self.summary.processed / self.summary.seconds
@@ -247,30 +358,53 @@ class InferenceRun:
                     "finished_at": utc_now(),
                 }
             )
-        if self.summary.errors:
-            logger.warning(
-                "%s: %d of %d samples skipped (could not be read): %s",
-                self.label_field,
-                self.summary.num_errors,
-                len(ids),
-                "; ".join(list(self.summary.errors.values())[:5]),
-            )
-        return self.summary
 
     def _samples_to_label(
-        self, scope: fo.core.collections.SampleCollection
+        self, target: fo.DatasetView, scope: fo.DatasetView
     ) -> tuple[list[str], list[str], list[int | None]]:
-        """Ids, paths and widths of the samples of ``scope`` this run labels."""
-        view = scope
-        if self.skip_existing and self.dataset.has_field(self.label_field):
-            view = scope.exists(self.label_field, False)
-        ids, paths, widths = view.values(["id", "filepath", "metadata.width"])
-        self.summary.skipped = len(scope) - len(ids)
-        return ids, paths, widths
+        """Ids, paths and widths of the samples to label, checked under the claim."""
+        # Another run (or process) may have written the field since the
+        # constructor looked, and this process's schema may predate it.
+        refresh_schema(self.dataset, self.label_field)
+        check_label_field(
+            self.samples, self.label_field, self.overwrite, self.skip_existing
+        )
+        ids, paths, widths = scope.values(["id", "filepath", "metadata.width"])
+        target_ids = ids if self.shard is None else target.values("id")
+        # What exists is decided on the dataset: a view may hide the field.
+        self._labelled = labelled_ids(self.dataset, self.label_field, target_ids)
+        todo = [
+            i
+            for i, sample_id in enumerate(ids)
+            if not (self.skip_existing and sample_id in self._labelled)
+        ]
+        self.summary.skipped = len(ids) - len(todo)
+        return tuple([v[i] for i in todo] for v in (ids, paths, widths))
+
+    def _check_model_labels(self, tile_model: TileModel) -> None:
+        """Refuses the field if it holds another label type than the loaded model writes."""
+        # Only the loaded model says which label type it writes: checked
+        # again, still before anything is written.
+        check_label_field(
+            self.samples,
+            self.label_field,
+            self.overwrite,
+            self.skip_existing,
+            label_type(is_rotated(tile_model)),
+        )
+
+    def _declare_field(self, tile_model: TileModel) -> None:
+        """Adds the label field to the dataset's schema if it is new."""
+        if not self.dataset.has_field(self.label_field):
+            self.dataset.add_sample_field(
+                self.label_field,
+                fo.EmbeddedDocumentField,
+                embedded_doc_type=label_type(is_rotated(tile_model)),
+            )
 
     def _writer(self) -> BatchWriter:
         """Where finished samples are queued and written in batches."""
-        return BatchWriter(self.dataset, self.label_field, self.tags, self.overwrite)
+        return BatchWriter(self.dataset, self.label_field, self.tags, self.tiles_field)
 
     def _label_samples(
         self,
@@ -285,6 +419,7 @@ class InferenceRun:
         ``checkpoint`` writes what is queued and records the progress; it is
         called whenever the writer is due.
         """
+        yield 0.0, f"Loaded model, {len(samples)} samples to process"
         with fou.ProgressBar(total=len(samples), progress=progress_bar) as bar:
             for done, (sample_id, path, width) in enumerate(samples, start=1):
                 self._process(sample_id, path, width is None, tile_model, writer)
@@ -292,6 +427,14 @@ class InferenceRun:
                     checkpoint()
                 bar.update()
                 yield done / max(len(samples), 1), f"{done}/{len(samples)} samples"
+
+    def _flush(self, writer: BatchWriter, claim: FieldClaim) -> None:
+        if claim.lost:
+            raise FieldInUseError(
+                f"Field {self.label_field!r} was taken over by another run (this "
+                "one was silent too long): stopped before writing more"
+            )
+        writer.flush()
 
     def _process(
         self,
@@ -302,31 +445,53 @@ class InferenceRun:
         writer: BatchWriter,
     ) -> None:
         try:
-            image = load_image(path)
+            # A tiled TIFF is read window by window as tiles are predicted; a
+            # corrupt tile fails here with an ImageError naming it.
+            source = open_raster(path, self.options.bands, self.options.scaling)
+            try:
+                preds = self.predict(source, tile_model)
+            finally:
+                source.close()
         except ImageError as error:  # the engine's one error for a bad file
-            self.summary.errors[sample_id] = str(error)
+            message = str(error)
+            if self.overwrite and sample_id in self._labelled:
+                # Nothing is lost: the old labels stay until the image reads.
+                message += " (its previous labels were kept)"
+                self._kept_previous += 1
+            self.summary.errors[sample_id] = message
             self._error_paths[sample_id] = path
-            writer.failed(sample_id)
             return
-        height, width = image.shape[:2]
-        detections = to_detections(self.predict(image, tile_model), width, height)
-        metadata = fo.ImageMetadata.build_for(path) if needs_metadata else None
-        writer.add(sample_id, detections, metadata)
+        width, height = source.size
+        labels = to_labels(preds, width, height, is_rotated(tile_model))
+        metadata = (
+            image_metadata(path) if _needs_metadata(needs_metadata, source) else None
+        )
+        tiles = None
+        if self.tiles_field is not None:
+            grid = tile_boxes(
+                (width, height), self.options.slice_wh, self.options.overlap
+            )
+            tiles = tile_polylines(grid, width, height)
+        writer.add(sample_id, labels, metadata, tiles)
         self.summary.processed += 1
-        self.summary.num_detections += len(detections.detections)
+        self.summary.num_detections += count_labels(labels)
 
     def _record_common(self, tile_model: TileModel) -> dict[str, Any]:
+        """What the record of every shard shares: kind, model, settings in effect, versions."""
         settings, ignored = self._settings_in_effect(tile_model)
         return {
             "label_field": self.label_field,
             "kind": self.kind,
             "model": describe_model(self.model),
             "model_class": type(tile_model).__name__,
+            "label_type": label_type(is_rotated(tile_model)).__name__,
             "settings": {
                 **settings,
                 "overwrite": self.overwrite,
                 "skip_existing": self.skip_existing,
+                "allow_mixed_settings": self.allow_mixed_settings,
                 "tags": self.tags,
+                "tiles_field": self.tiles_field,
             },
             "settings_ignored": ignored,
             "class_names": {str(k): v for k, v in tile_model.class_names.items()},
@@ -364,6 +529,7 @@ class InferenceRun:
             "samples_skipped": self.summary.skipped,
             "num_errors": 0,
             "errors": [],
+            "previous_labels_kept": 0,
             "num_detections": 0,
             "seconds": None,
             "images_per_second": None,
@@ -376,6 +542,7 @@ class InferenceRun:
         return {
             "samples_processed": self.summary.processed,
             "num_errors": self.summary.num_errors,
+            "previous_labels_kept": self._kept_previous,
             "errors": [
                 {"sample_id": sid, "filepath": self._error_paths[sid], "error": text}
                 for sid, text in errors
@@ -386,3 +553,8 @@ class InferenceRun:
             if seconds > 0
             else None,
         }
+
+
+def _needs_metadata(missing: bool, source: RasterSource) -> bool:
+    """Write ``metadata`` when it is missing, and for every GeoTIFF (to keep its georeference)."""
+    return missing or source.georeference is not None

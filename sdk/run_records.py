@@ -1,32 +1,48 @@
 """Records of inference runs, stored on the dataset, read back with one call.
 
-Where: ``dataset.info["sliced_inference_runs"][label_field]``, a plain
-JSON-serialisable dict. We chose ``dataset.info`` over FiftyOne's runs API
-because a record must be readable by anyone (the App's dataset info, a
-notebook, ``dataset.info`` in a script, the comparison panel) without our
-classes installed, it follows the dataset through ``clone()``, and it is keyed
-by the label field the user thinks in.
+Where: ``dataset.info["sliced_inference_runs"][label_field]``, plain JSON. We
+chose ``dataset.info`` over FiftyOne's runs API because a record must be
+readable by anyone (the App's dataset info, a notebook, a script, the
+comparison panel) without our classes installed, it follows the dataset
+through ``clone()``, and it is keyed by the label field the user thinks in.
 
-How: every write is one atomic MongoDB ``$set`` on the record's own path in
-the dataset document, never a read-modify-write of the whole ``info`` dict, so
-parallel shard workers (each writing ``...[label_field]["shards"][i]``) cannot
-overwrite one another. The in-memory ``dataset.info`` is refreshed after each
-write so a later ``dataset.save()`` does not put an old copy back.
+Per field it holds:
 
-A record holds: ``kind`` (``"sliced"`` or ``"baseline"``), ``model`` (a path,
-hub id or class name; never a token), ``settings`` (every option of the run as
-it ran: the device picked, ``half`` false off CUDA, ``imgsz`` unset for a
-model that sizes its own input), ``settings_ignored`` (the options asked for
-that the model did not apply: ``{name: {"asked": value, "reason": text}}``;
-the run logs a warning for each), ``plugin_version``, ``fiftyone_version``,
-``status`` (``running``, ``completed``, ``failed``, ``interrupted``),
-``started_at`` / ``finished_at`` (ISO 8601, UTC), ``samples_total``,
-``samples_processed``, ``samples_skipped``, ``num_errors``, ``errors`` (the
-first ``MAX_STORED_ERRORS``, as ``{"sample_id", "filepath", "error"}``),
-``num_detections``, ``seconds`` and ``images_per_second`` (timed after the
-model loaded), ``model_load_seconds``. A sharded run also has ``num_shards``
-and ``shards`` (``{"0": {...per-shard stats...}, ...}``); ``get_run_info``
-adds them up.
+- ``runs``: every run that wrote (or tried to write) the field, by run id:
+  the field's history. A new run never overwrites an older run's record.
+- ``label_runs``: the ids of the runs whose labels the field holds now,
+  oldest first: the run that created or overwrote it, then the runs that
+  resumed it (``skip_existing``) and labelled something.
+- ``claim``: the run writing the field now (see ``field_claims``).
+
+``get_run_info`` returns the record of the runs that produced the current
+labels (``label_runs`` added up); ``get_run_history`` returns every run.
+
+How: every write is one atomic MongoDB update on its own path in the dataset
+document, never a read-modify-write of the whole ``info`` dict, so parallel
+shard workers (each writing ``...runs.<run_id>.shards.<i>``) cannot overwrite
+one another. The in-memory ``dataset.info`` is refreshed after each write so a
+later ``dataset.save()`` does not put an old copy back.
+
+A run's record holds: ``run_id``, ``kind`` (``"sliced"`` or ``"baseline"``),
+``model`` (a path, hub id or class name; never a token), ``settings`` (every
+option of the run as it ran: the device picked, ``half`` false off CUDA,
+``imgsz`` unset for a model that sizes its own input), ``settings_ignored``
+(the options asked for that the model did not apply: ``{name: {"asked":
+value, "reason": text}}``; the run logs a warning for each),
+``plugin_version``, ``fiftyone_version``, ``status``
+(``running``, ``completed``, ``failed``, ``interrupted``), ``failure``,
+``started_at`` / ``finished_at`` (ISO 8601, UTC), ``updated_at`` (the
+record's last write), ``host`` and ``pid`` (the process writing it),
+``samples_total`` (samples
+it set out to label), ``samples_processed``, ``samples_skipped`` (already
+labelled, ``skip_existing``), ``num_errors``, ``errors`` (the first
+``MAX_STORED_ERRORS``, as ``{"sample_id", "filepath", "error"}``),
+``previous_labels_kept`` (samples an ``overwrite`` run could not read, which
+keep their previous labels), ``num_detections``, ``seconds`` and
+``images_per_second`` (timed after the model loaded), ``model_load_seconds``.
+A sharded run also has ``num_shards`` and ``shards`` (``{"0": {...}, ...}``),
+added up when read.
 
 Example::
 
@@ -35,41 +51,71 @@ Example::
     si.apply_sliced_model(dataset, "models/small-objects-det.pt", "sliced")
     info = si.get_run_info(dataset, "sliced")
     print(info["kind"], info["seconds"], info["images_per_second"])
-    print(sorted(si.list_runs(dataset)))
+    print([run["status"] for run in si.get_run_history(dataset, "sliced")])
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+import os
+import socket
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import fiftyone as fo
-import fiftyone.core.odm as fodm
 
-#: Key of ``dataset.info`` that holds the records, by label field.
-INFO_KEY = "sliced_inference_runs"
+from .dataset_doc import record_path, stored_runs, update_dataset_doc, utc_now
+from .field_claims import claim_is_live
+
 #: Most per-sample errors kept in a record (the count is always exact).
 MAX_STORED_ERRORS = 100
+#: Most runs kept in a field's history (the runs behind its labels are always kept).
+MAX_RUNS_KEPT = 50
 #: Per-run statistics summed over shards.
-_SUMMED = ("samples_total", "samples_processed", "samples_skipped", "num_errors")
-
-
-def utc_now() -> str:
-    """The current time as an ISO 8601 string in UTC (how records store times)."""
-    return datetime.now(timezone.utc).isoformat()
+_SUMMED = (
+    "samples_total",
+    "samples_processed",
+    "samples_skipped",
+    "num_errors",
+    "previous_labels_kept",
+    "num_detections",
+)
+#: Settings of a run that do not change its labels: a resume may differ in them.
+RUN_FLAGS = (
+    "overwrite",
+    "skip_existing",
+    "allow_mixed_settings",
+    "tags",
+    "device",
+    "allow_unsafe_pickle",
+)
 
 
 def get_run_info(
     samples: fo.core.collections.SampleCollection, label_field: str
 ) -> dict[str, Any] | None:
-    """The record of the run that wrote ``label_field``, or ``None`` if there is none.
+    """The record of the run(s) whose labels ``label_field`` holds, or ``None``.
 
-    For a sharded run the shards' statistics are added up: ``samples_*`` and
-    ``num_errors`` are sums, ``seconds`` is the wall time from the first start
-    to the last finish, ``images_per_second`` is processed images per wall
-    second, ``status`` is ``completed`` once every shard is.
+    One run (the usual case) gives its own record. When the field was resumed
+    (``skip_existing``), the runs that labelled it are added up: ``run_ids``
+    lists them oldest first; ``run_id``, ``status``, ``settings``,
+    ``finished_at``, ``samples_skipped``, ``num_errors`` and ``errors`` are the
+    latest run's (what is still missing after it); ``samples_total`` is the
+    latest run's target (the samples it found labelled plus those it set out
+    to label) and ``samples_processed`` those labelled after it;
+    ``num_detections`` and ``seconds`` are sums, and ``images_per_second`` is
+    the samples the runs labelled per second they took. ``mixed_settings`` is
+    True when those runs differ in model
+    or prediction settings (allowed only with ``allow_mixed_settings`` or a
+    partial ``overwrite``). A run that labelled nothing (e.g. a
+    ``skip_existing`` re-run on a complete field) is only in the history
+    (``get_run_history``); ``num_runs`` counts the history.
+
+    For a sharded run the shards are added up: ``samples_*`` and ``num_errors``
+    are sums, ``seconds`` is the wall time from the first start to the last
+    finish, ``status`` is ``completed`` once every shard is.
 
     Args:
         samples: the dataset, or any view of it.
@@ -81,27 +127,82 @@ def get_run_info(
         >>> info["kind"], info["settings"]["slice_wh"]  # doctest: +SKIP
         ('sliced', [640, 640])
     """
-    record = _stored_runs(samples._root_dataset).get(label_field)
-    if record is None:
+    entry = stored_field_entry(samples._root_dataset, label_field)
+    if entry is None:
         return None
-    return _combined(copy.deepcopy(record))
+    runs = {rid: combined_shards(rec) for rid, rec in entry["runs"].items()}
+    labelled = [runs[rid] for rid in entry["label_runs"] if rid in runs]
+    if not labelled:
+        return None
+    record = _sequential(labelled)
+    record["num_runs"] = len(runs)
+    return record
+
+
+def get_run_history(
+    samples: fo.core.collections.SampleCollection, label_field: str
+) -> list[dict[str, Any]]:
+    """Every recorded run on ``label_field``, oldest first, each with ``labels_in_field``.
+
+    Includes the runs whose labels were later overwritten and the runs that
+    labelled nothing (up to ``MAX_RUNS_KEPT``).
+
+    Example::
+
+        >>> [(r["run_id"], r["status"]) for r in get_run_history(dataset, "sliced")]  # doctest: +SKIP
+        [('3f2a...', 'interrupted'), ('9c1b...', 'completed')]
+    """
+    entry = stored_field_entry(samples._root_dataset, label_field)
+    if entry is None:
+        return []
+    history = []
+    for rid, rec in entry["runs"].items():
+        run = combined_shards(rec)
+        run["labels_in_field"] = rid in entry["label_runs"]
+        history.append(run)
+    return sorted(history, key=lambda r: r.get("started_at") or "")
 
 
 def list_runs(dataset: fo.core.collections.SampleCollection) -> dict[str, dict]:
-    """Every recorded run of the dataset, ``{label_field: record}`` (see ``get_run_info``).
+    """``{label_field: get_run_info(...)}`` for every field with recorded labels.
 
     Example::
 
         >>> sorted(list_runs(dataset))  # doctest: +SKIP
         ['baseline', 'sliced']
     """
-    runs = _stored_runs(dataset._root_dataset)
-    return {field: _combined(copy.deepcopy(rec)) for field, rec in runs.items()}
+    found = {}
+    for field in stored_runs(dataset._root_dataset):
+        info = get_run_info(dataset, field)
+        if info is not None:
+            found[field] = info
+    return found
 
 
 def delete_run_record(dataset: fo.Dataset, label_field: str) -> None:
-    """Removes the record of ``label_field`` (e.g. after deleting the field)."""
-    _update(dataset, {"$unset": {_path(label_field): ""}})
+    """Removes every record of ``label_field`` (e.g. after deleting the field)."""
+    update_dataset_doc(dataset, {"$unset": {record_path(label_field): ""}})
+
+
+def prediction_settings(record: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a run's labels: kind, model and settings but the ``RUN_FLAGS``.
+
+    Two runs with equal prediction settings make the same labels, so one may
+    resume the other.
+
+    Example::
+
+        >>> prediction_settings({"kind": "sliced", "model": "m.pt", "settings": {"tags": ["a"], "overlap": 0.2}})
+        {'kind': 'sliced', 'model': 'm.pt', 'settings': {'overlap': 0.2}}
+    """
+    settings = {
+        k: v for k, v in (record.get("settings") or {}).items() if k not in RUN_FLAGS
+    }
+    return {
+        "kind": record.get("kind"),
+        "model": record.get("model"),
+        "settings": settings,
+    }
 
 
 def delete_runs(
@@ -122,7 +223,7 @@ def delete_runs(
         ['baseline', 'sliced']
     """
     dataset = samples._root_dataset
-    fields = sorted(_stored_runs(dataset))
+    fields = sorted(stored_runs(dataset))
     for label_field in fields:
         delete_run_record(dataset, label_field)
         if not delete_fields:
@@ -141,84 +242,144 @@ class RunRecorder:
         dataset: the dataset the run writes to.
         label_field: the field it writes.
         shard: ``(index, count)`` for one shard of a sharded run, else ``None``.
-        run_id: identifies the run all shards belong to; a shard that finds a
-            record of another run id starts a fresh record.
+        run_id: identifies the run; all shards of a run share it.
     """
 
     def __init__(
         self,
         dataset: fo.Dataset,
         label_field: str,
-        shard: tuple[int, int] | None = None,
-        run_id: str | None = None,
+        shard: tuple[int, int] | None,
+        run_id: str,
     ) -> None:
         self.dataset = dataset
         self.label_field = label_field
         self.shard = shard
         self.run_id = run_id
-        self.path = _path(label_field)
+        self.run_path = f"{record_path(label_field)}.runs.{run_id}"
+        self.path = self.run_path
         if shard is not None:
-            self.path = f"{self.path}.shards.{int(shard[0])}"
+            self.path = f"{self.run_path}.shards.{int(shard[0])}"
 
-    def start(self, common: dict[str, Any], stats: dict[str, Any]) -> None:
-        """Writes the record of a starting run.
+    def start(self, common: dict[str, Any], stats: dict[str, Any], labels: str) -> None:
+        """Writes the record of a starting run, and its place in ``label_runs``.
 
         Args:
             common: what all shards share (kind, model, settings, versions).
             stats: this run's (or shard's) own status and counts.
+            labels: ``"replace"`` (the run created or overwrote the field: its
+                labels are now the field's), ``"add"`` (it adds labels to the
+                field's) or ``"none"`` (it labels nothing).
         """
         common = {**_jsonable(common), "run_id": self.run_id}
-        stats = _jsonable(stats)
+        stats = {**_jsonable(stats), **_writer(), "updated_at": utc_now()}
+        self._upgrade_legacy_entry()
         if self.shard is None:
-            _update(self.dataset, {"$set": {self.path: {**common, **stats}}})
-            return
-        base = _path(self.label_field)
-        fresh = {**common, "num_shards": int(self.shard[1]), "shards": {}}
-        # Only the first shard of a new run id resets the record (atomic).
-        _update(
-            self.dataset,
-            {"$set": {base: fresh}},
-            extra_filter={
-                f"info.{INFO_KEY}.{self.label_field}.run_id": {"$ne": self.run_id}
-            },
-        )
-        _update(self.dataset, {"$set": {self.path: stats}})
+            update_dataset_doc(self.dataset, {"$set": {self.path: {**common, **stats}}})
+        else:
+            fresh = {**common, "num_shards": int(self.shard[1]), "shards": {}}
+            # Only the first shard to start creates the run's record (atomic).
+            update_dataset_doc(
+                self.dataset,
+                {"$set": {self.run_path: fresh}},
+                extra_filter={self.run_path: {"$exists": False}},
+            )
+            update_dataset_doc(self.dataset, {"$set": {self.path: stats}})
+        label_runs = f"{record_path(self.label_field)}.label_runs"
+        if labels == "replace":
+            update_dataset_doc(self.dataset, {"$set": {label_runs: [self.run_id]}})
+        elif labels == "add":
+            update_dataset_doc(self.dataset, {"$addToSet": {label_runs: self.run_id}})
+        self._prune()
 
     def update(self, stats: dict[str, Any]) -> None:
         """Sets some statistics of the run (or shard), e.g. progress or the end."""
-        updates = {f"{self.path}.{k}": v for k, v in _jsonable(stats).items()}
-        _update(self.dataset, {"$set": updates})
+        stats = {**_jsonable(stats), "updated_at": utc_now()}
+        updates = {f"{self.path}.{k}": v for k, v in stats.items()}
+        update_dataset_doc(self.dataset, {"$set": updates})
+
+    def _upgrade_legacy_entry(self) -> None:
+        """Moves a record of an older plugin version (one run, at the top) into ``runs``."""
+        base = record_path(self.label_field)
+        raw = stored_runs(self.dataset).get(self.label_field) or {}
+        if "runs" in raw or "kind" not in raw:
+            return
+        legacy = {k: v for k, v in raw.items() if k != "claim"}
+        rid = legacy.get("run_id") or "legacy"
+        entry = {"runs": {rid: legacy}, "label_runs": [rid]}
+        if raw.get("claim"):
+            entry["claim"] = raw["claim"]
+        update_dataset_doc(
+            self.dataset,
+            {"$set": {base: entry}},
+            extra_filter={f"{base}.runs": {"$exists": False}},
+        )
+
+    def _prune(self) -> None:
+        """Forgets the oldest runs beyond ``MAX_RUNS_KEPT`` that no label comes from."""
+        entry = stored_field_entry(self.dataset, self.label_field)
+        if entry is None or len(entry["runs"]) <= MAX_RUNS_KEPT:
+            return
+        old = sorted(
+            (rec.get("started_at") or "", rid)
+            for rid, rec in entry["runs"].items()
+            if rid not in entry["label_runs"] and rid != self.run_id
+        )
+        extra = len(entry["runs"]) - MAX_RUNS_KEPT
+        base = record_path(self.label_field)
+        unset = {f"{base}.runs.{rid}": "" for _, rid in old[:extra]}
+        if unset:
+            update_dataset_doc(self.dataset, {"$unset": unset})
 
 
-def _path(label_field: str) -> str:
-    if not label_field or "." in label_field or label_field.startswith("$"):
-        raise ValueError(f"invalid label field name {label_field!r}")
-    return f"info.{INFO_KEY}.{label_field}"
+def stored_field_entry(dataset: fo.Dataset, label_field: str) -> dict[str, Any] | None:
+    """``{"runs", "label_runs", "claim"}`` of a field, or ``None`` with no run recorded.
+
+    A record written by plugin versions before run histories (one run, at the
+    field's top level) reads as a history of that one run. A run (or shard)
+    still marked ``running`` that no live process holds the field for reads
+    as ``interrupted``: its process ended without recording it.
+    """
+    entry = copy.deepcopy(stored_runs(dataset).get(label_field))
+    if not entry:
+        return None
+    if "runs" not in entry and "kind" in entry:
+        rid = entry.get("run_id") or "legacy"
+        entry = {"runs": {rid: entry}, "label_runs": [rid], "claim": entry.get("claim")}
+    if not entry.get("runs"):
+        return None
+    claim = entry.get("claim")
+    for rid, record in entry["runs"].items():
+        live = claim_is_live(claim) and claim.get("run_id") == rid
+        holders = (claim.get("holders") or {}) if live else {}
+        parts = record.get("shards")
+        if parts is None:
+            _mark_if_gone(record, "run" in holders)
+        for index, part in (parts or {}).items():
+            _mark_if_gone(part, str(index) in holders)
+    return {
+        "runs": entry["runs"],
+        "label_runs": list(entry.get("label_runs") or []),
+        "claim": claim,
+    }
 
 
-def _update(
-    dataset: fo.Dataset, update: dict[str, Any], extra_filter: dict | None = None
-) -> None:
-    dataset = dataset._root_dataset
-    datasets = fodm.get_db_conn().datasets
-    # A null or missing ``info`` cannot take a nested $set: make it a dict first.
-    datasets.update_one(
-        {"_id": dataset._doc.id, "info": {"$not": {"$type": "object"}}},
-        {"$set": {"info": {}}},
-    )
-    datasets.update_one({"_id": dataset._doc.id, **(extra_filter or {})}, update)
-    dataset._doc.reload("info")
+def _writer() -> dict[str, Any]:
+    """The process writing a record, named in it for the user (liveness is the claim's)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _stored_runs(dataset: fo.Dataset) -> dict[str, Any]:
-    doc = fodm.get_db_conn().datasets.find_one(
-        {"_id": dataset._doc.id}, {f"info.{INFO_KEY}": 1}
-    )
-    return ((doc or {}).get("info") or {}).get(INFO_KEY) or {}
+def _mark_if_gone(record: dict[str, Any], held: bool) -> None:
+    if record.get("status") == "running" and not held:
+        record["status"] = "interrupted"
+        record["failure"] = record.get("failure") or (
+            "the process stopped without finishing (no live process holds the field)"
+        )
 
 
-def _combined(record: dict[str, Any]) -> dict[str, Any]:
-    """A sharded record with its shards' statistics added up."""
+def combined_shards(record: dict[str, Any]) -> dict[str, Any]:
+    """A run's record, with a sharded run's shard statistics added up."""
+    record = copy.deepcopy(record)
     shards = record.get("shards")
     if shards is None:
         return record
@@ -228,7 +389,6 @@ def _combined(record: dict[str, Any]) -> dict[str, Any]:
     record["errors"] = [e for p in parts for e in p.get("errors", [])][
         :MAX_STORED_ERRORS
     ]
-    record["num_detections"] = sum(int(p.get("num_detections") or 0) for p in parts)
     starts = [p["started_at"] for p in parts if p.get("started_at")]
     ends = [p.get("finished_at") for p in parts]
     record["started_at"] = min(starts) if starts else None
@@ -241,6 +401,8 @@ def _combined(record: dict[str, Any]) -> dict[str, Any]:
         record["status"] = "failed"
     else:
         record["status"] = "running"
+    failures = [p["failure"] for p in parts if p.get("failure")]
+    record["failure"] = failures[0] if failures else None
     seconds = None
     if record["started_at"] and done:
         seconds = (
@@ -251,6 +413,34 @@ def _combined(record: dict[str, Any]) -> dict[str, Any]:
     record["images_per_second"] = (
         record["samples_processed"] / seconds if seconds else None
     )
+    return record
+
+
+def _sequential(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Runs that labelled one field one after another (a run and its resumes), added up."""
+    latest = runs[-1]
+    record = copy.deepcopy(latest)
+    record["run_ids"] = [r.get("run_id") for r in runs]
+    record["mixed_settings"] = any(
+        prediction_settings(r) != prediction_settings(latest) for r in runs
+    )
+    if len(runs) == 1:
+        return record
+    # The latest run found what the earlier ones labelled (its skipped
+    # samples): counting from it stays right when a killed run's record lags
+    # behind the labels it wrote.
+    found = int(latest.get("samples_skipped") or 0)
+    record["samples_total"] = found + int(latest.get("samples_total") or 0)
+    record["samples_processed"] = found + int(latest.get("samples_processed") or 0)
+    record["started_at"] = runs[0].get("started_at")
+    record["num_detections"] = sum(int(r.get("num_detections") or 0) for r in runs)
+    # Speed: what the runs themselves labelled, in the time they took.
+    labelled = sum(int(r.get("samples_processed") or 0) for r in runs)
+    seconds = sum(float(r.get("seconds") or 0.0) for r in runs)
+    record["seconds"] = seconds or None
+    record["images_per_second"] = labelled / seconds if seconds else None
+    if record["mixed_settings"]:
+        record["models"] = sorted({str(r.get("model")) for r in runs})
     return record
 
 

@@ -48,7 +48,6 @@ from typing import Any
 import fiftyone as fo
 import fiftyone.core.utils as fou
 import numpy as np
-from fiftyone import ViewField as F
 
 from ..slicer import (
     ConfigError,
@@ -61,7 +60,10 @@ from ..slicer import (
     read_frames,
     video_info,
 )
+from ..slicer.models import is_rotated
 from .frame_writer import FrameWriter
+from .label_fields import check_label_field
+from .label_runs import labelled_videos
 from .labels import class_id_map, to_detections
 from .run import InferenceRun, InferenceSummary
 
@@ -128,6 +130,11 @@ class VideoRun(InferenceRun):
         video_options: VideoOptions | None = None,
         **keywords: Any,
     ) -> None:
+        if keywords.get("store_tiles"):
+            raise ConfigError(
+                "store_tiles applies to image runs: a video run writes frame "
+                "labels only"
+            )
         super().__init__(
             samples, model, label_field, options, model_options, **keywords
         )
@@ -137,11 +144,20 @@ class VideoRun(InferenceRun):
         self._class_ids: dict[str, int] = {}
 
     def _samples_to_label(
-        self, scope: fo.core.collections.SampleCollection
+        self, target: fo.DatasetView, scope: fo.DatasetView
     ) -> tuple[list[str], list[str], list[int | None]]:
+        """Ids and paths of the videos with frames to label, checked under the claim."""
+        check_label_field(
+            self.samples, self.label_field, self.overwrite, self.skip_existing
+        )
         ids, paths = scope.values(["id", "filepath"])
         metadata = dict(zip(ids, scope.values("metadata"), strict=True))
         labelled = self._labelled_frames(scope)
+        # Videos of the target with labels now (whether a run replaces or adds
+        # to the field's labels), decided on the dataset: a view may hide them.
+        self._labelled = set(
+            labelled_videos(self.dataset, self.label_field).values("id")
+        ) & set(target.values("id"))
         todo_ids, todo_paths = [], []
         for sample_id, path in zip(ids, paths, strict=True):
             plan = self._plan(path, metadata[sample_id], labelled.get(sample_id, set()))
@@ -153,6 +169,21 @@ class VideoRun(InferenceRun):
             todo_paths.append(path)
         self.summary.frames_total = sum(len(p.todo) for p in self._plans.values())
         return todo_ids, todo_paths, [None] * len(todo_ids)
+
+    def _check_model_labels(self, tile_model: TileModel) -> None:
+        if is_rotated(tile_model):
+            raise ConfigError(
+                "oriented-box (OBB) models label images: a video run writes "
+                "frames.<field> as Detections, with track ids"
+            )
+
+    def _declare_field(self, tile_model: TileModel) -> None:
+        if not self.dataset.has_frame_field(self.label_field):
+            self.dataset.add_frame_field(
+                self.label_field,
+                fo.EmbeddedDocumentField,
+                embedded_doc_type=fo.Detections,
+            )
 
     def _writer(self) -> FrameWriter:
         return FrameWriter(self.dataset, self.label_field, self.tags)
@@ -320,9 +351,9 @@ class VideoRun(InferenceRun):
         self, scope: fo.core.collections.SampleCollection
     ) -> dict[str, set[int]]:
         """Sample id -> numbers of the frames that have a value in the field."""
-        if not (self.skip_existing and self.dataset.has_frame_field(self.label_field)):
+        if not self.skip_existing:
             return {}
-        view = scope.match_frames(F(self.label_field).exists(), omit_empty=False)
+        view = labelled_videos(scope, self.label_field)
         ids, numbers = view.values(["id", "frames.frame_number"])
         return {i: set(n or []) for i, n in zip(ids, numbers, strict=True)}
 

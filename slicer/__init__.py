@@ -1,9 +1,10 @@
 """The slicing engine: tiles, model adapters, per-tile prediction and merging.
 
 Depends on numpy, OpenCV and (lazily) torch and the model libraries; never on
-FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``). Videos
-are read frame by frame (``video``) and detections linked into tracks
-(``tracking``, Ultralytics' trackers).
+FiftyOne. Images are RGB ``HxWx3`` uint8 throughout (see ``images``); tiled
+TIFFs are read window by window (see ``rasters``). Videos are read frame by
+frame (``video``) and detections linked into tracks (``tracking``,
+Ultralytics' trackers).
 
 Example::
 
@@ -17,17 +18,19 @@ Example::
 from .errors import ConfigError, ImageError, ModelLoadError, SlicerError, VideoError
 from .images import load_image, to_rgb
 from .merge import MergeConfig, merge_detections
-from .models import CallableModel, TileModel, load_model, select_device
+from .models import CallableModel, TileModel, is_rotated, load_model, select_device
 from .options import ModelOptions, PredictOptions, SliceOptions, VideoOptions
 from .predictions import FULL_IMAGE, Predictions
+from .rasters import ArrayRaster, RasterSource, open_raster
 from .settings import Setting, settings_of
-from .sliced import predict_full_image, predict_sliced
-from .tiles import overlap_pixels, tile_boxes
+from .sliced import Unmerged, predict_full_image, predict_sliced, predict_unmerged
+from .tiles import crosses_seam, overlap_pixels, seam_lines, tile_boxes
 from .tracking import Tracker
 from .video import VideoInfo, read_frames, video_info
 
 __all__ = [
     "FULL_IMAGE",
+    "ArrayRaster",
     "CallableModel",
     "ConfigError",
     "ImageError",
@@ -36,21 +39,28 @@ __all__ = [
     "ModelOptions",
     "PredictOptions",
     "Predictions",
+    "RasterSource",
     "Setting",
     "SliceOptions",
     "SlicerError",
     "TileModel",
     "Tracker",
+    "Unmerged",
     "VideoError",
     "VideoInfo",
     "VideoOptions",
+    "crosses_seam",
+    "is_rotated",
     "load_image",
     "load_model",
     "merge_detections",
+    "open_raster",
     "overlap_pixels",
     "predict_full_image",
     "predict_sliced",
+    "predict_unmerged",
     "read_frames",
+    "seam_lines",
     "select_device",
     "settings_of",
     "tile_boxes",

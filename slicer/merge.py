@@ -23,10 +23,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import intersect_boxes, overlapping_pairs, pair_ios, pair_iou
+from .candidates import (
+    box_areas,
+    intersect_boxes,
+    intersection_areas,
+    overlapping_pairs,
+    pair_ios,
+    pair_iou,
+)
 from .errors import ConfigError
 from .masks import paste_union
 from .predictions import FULL_IMAGE, Predictions
+from .rotated import (
+    NO_CLIP,
+    clipped_rotated_iou,
+    enclosing_rbox,
+    pair_rotated_ios,
+    pair_rotated_iou,
+    rbox_corners,
+    rbox_envelopes,
+)
 from .settings import setting
 from .tiles import interior_edges
 
@@ -61,7 +77,10 @@ class MergeConfig:
     - ``provenance`` (default): never matches two detections of one tile;
       compares a pair where both tiles could see it (a box is clipped to the
       other's tile when the other is truncated) by IoU, at ``threshold`` for
-      one class and ``cross_class_threshold`` across classes. Each cluster
+      one class and ``cross_class_threshold`` across classes. A truncated
+      detection (a fragment) also matches a complete one of another tile
+      when ``fragment_cover`` of its box lies inside that detection as the
+      fragment's tile saw it, whatever the classes. Each cluster
       keeps its best complete detection (box, mask, class) with the
       cluster's best score; a cluster of fragments only becomes their union
       box with the masks ORed. With a full-image pass, large objects prefer
@@ -90,6 +109,12 @@ class MergeConfig:
         class_agnostic: classic strategies match across classes too.
         cross_class_threshold: ``provenance`` matches detections of different
             classes only at this overlap (one object, two labels).
+        fragment_cover: ``provenance`` matches a fragment (truncated) with a
+            complete detection of another tile when at least this share of
+            the fragment's box lies inside the complete one clipped to the
+            fragment's tile. A model's box of a cut object is often shorter
+            than what its tile shows, or labelled otherwise (half a plane
+            looks like a car), so IoU alone leaves it as a duplicate.
         large_object_size: ``provenance`` with a full-image pass prefers the
             full-image detection of objects whose longer side exceeds this
             fraction of the slice's longer side, and the tile detection of
@@ -137,6 +162,7 @@ class MergeConfig:
         kind="bool",
     )
     cross_class_threshold: float = 0.8
+    fragment_cover: float = 0.5
     large_object_size: float = 0.5
 
     def __post_init__(self) -> None:
@@ -149,7 +175,7 @@ class MergeConfig:
                     + ", ".join(repr(c) for c in choices)
                 )
             object.__setattr__(self, name, key)
-        for name in ("threshold", "cross_class_threshold"):
+        for name in ("threshold", "cross_class_threshold", "fragment_cover"):
             value = getattr(self, name)
             if not _is_number(value) or not 0.0 < value <= 1.0:
                 raise ConfigError(f"merge {name} must be in (0, 1], got {value!r}")
@@ -225,8 +251,9 @@ def merge_detections(
         first, second = _provenance_matches(predictions, tiles, image_wh, config)
     else:
         first, second = _classic_matches(predictions, config)
+    fragments = predictions.truncated if config.strategy == "provenance" else None
     keepers, cluster_of = _cluster(
-        order, first, second, _transitive(predictions, config.strategy)
+        order, first, second, _transitive(predictions, config.strategy), fragments
     )
     if config.strategy == "nms":
         union = np.zeros(len(keepers), dtype=bool)
@@ -292,9 +319,19 @@ def _classic_matches(
     if not config.class_agnostic:
         same = preds.class_ids[first] == preds.class_ids[second]
         first, second = first[same], second[same]
-    metric = pair_iou if config.metric == "iou" else pair_ios
-    hit = metric(preds.boxes[first], preds.boxes[second]) >= config.threshold
+    hit = _pair_overlap(preds, first, second, config.metric) >= config.threshold
     return first[hit], second[hit]
+
+
+def _pair_overlap(
+    preds: Predictions, first: np.ndarray, second: np.ndarray, metric: str
+) -> np.ndarray:
+    """IoU or IoS of pairs: of their rotated boxes when they have them."""
+    if preds.rotated:
+        overlap = pair_rotated_iou if metric == "iou" else pair_rotated_ios
+        return overlap(preds.rboxes[first], preds.rboxes[second])
+    overlap = pair_iou if metric == "iou" else pair_ios
+    return overlap(preds.boxes[first], preds.boxes[second])
 
 
 def _regions(
@@ -320,19 +357,40 @@ def _provenance_matches(
     clipped to that tile before comparing (and symmetrically): a border
     fragment then matches the whole object from the neighbouring tile (IoU
     near 1), while a small object inside a bigger one stays apart (IoU of
-    whole boxes stays low).
+    whole boxes stays low). A fragment next to a complete detection also
+    matches when it lies mostly inside the clipped complete box
+    (``fragment_cover``), in any class: the complete detection keeps its box
+    and class, so at worst a duplicate view of another object goes.
     """
     first, second = overlapping_pairs(preds.boxes)
     apart = preds.tile_index[first] != preds.tile_index[second]
     first, second = first[apart], second[apart]
     regions = _regions(preds, tiles, image_wh)
-    a, b = preds.boxes[first].astype(np.float64), preds.boxes[second].astype(np.float64)
     cut_a, cut_b = preds.truncated[first], preds.truncated[second]
-    a = np.where(cut_b[:, None], intersect_boxes(a, regions[second]), a)
-    b = np.where(cut_a[:, None], intersect_boxes(b, regions[first]), b)
     same = preds.class_ids[first] == preds.class_ids[second]
     needed = np.where(same, config.threshold, config.cross_class_threshold)
-    hit = pair_iou(a, b) >= needed
+    if preds.rotated:
+        overlap = clipped_rotated_iou(
+            preds.rboxes[first],
+            preds.rboxes[second],
+            np.where(cut_b[:, None], regions[second], NO_CLIP),
+            np.where(cut_a[:, None], regions[first], NO_CLIP),
+        )
+        hit = overlap >= needed
+        return first[hit], second[hit]
+    a = preds.boxes[first].astype(np.float64)
+    b = preds.boxes[second].astype(np.float64)
+    seen_a = np.where(cut_b[:, None], intersect_boxes(a, regions[second]), a)
+    seen_b = np.where(cut_a[:, None], intersect_boxes(b, regions[first]), b)
+    hit = pair_iou(seen_a, seen_b) >= needed
+    # A fragment cut by its tile's edge that the other tile's whole box covers
+    # is the same object, however small the fragment's IoU.
+    fragment = np.where(cut_a[:, None], a, b)
+    complete = np.where(cut_a[:, None], seen_b, seen_a)
+    covered = intersection_areas(fragment, complete) >= config.fragment_cover * (
+        box_areas(fragment)
+    )
+    hit |= (cut_a != cut_b) & covered
     return first[hit], second[hit]
 
 
@@ -347,7 +405,11 @@ def _transitive(preds: Predictions, strategy: str) -> np.ndarray:
 
 
 def _cluster(
-    order: np.ndarray, first: np.ndarray, second: np.ndarray, transitive: np.ndarray
+    order: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    transitive: np.ndarray,
+    fragments: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy clustering: the first unassigned detection in ``order`` absorbs its unassigned matches.
 
@@ -356,6 +418,13 @@ def _cluster(
     A keeper whose ``transitive`` flag is set goes on absorbing the matches
     of what it absorbed (a breadth-first walk). Every detection is visited
     once; work per keeper is vectorised over its matches.
+
+    ``fragments`` (provenance: the truncated detections): a keeper also
+    absorbs the unassigned fragments matched to the complete detections it
+    absorbed. A fragment at one tile's edge matches the object's complete
+    view in the neighbouring tile; when that view joins a keeper from a third
+    source (e.g. the same object whole in the fragment's own tile), the
+    fragment belongs to that cluster too, not to a cluster of its own.
 
     With provenance, every complete detection precedes every truncated one,
     so by the time a truncated keeper starts, all complete detections are
@@ -379,6 +448,9 @@ def _cluster(
             fresh = np.unique(frontier[cluster_of[frontier] < 0])
             cluster_of[fresh] = c
             if not transitive[i]:
+                if fragments is not None:
+                    around = _neighbours(indptr, indices, fresh[~fragments[fresh]])
+                    cluster_of[around[(cluster_of[around] < 0) & fragments[around]]] = c
                 break
             frontier = _neighbours(indptr, indices, fresh)
     # Detections with no match are clusters of their own.
@@ -421,6 +493,11 @@ def _assemble(
     masks, mask_boxes = None, None
     if preds.has_masks:
         masks, mask_boxes = _cluster_masks(preds, keepers, cluster_of, union)
+    rboxes = None
+    if preds.rotated:
+        rboxes = _cluster_rboxes(preds, keepers, cluster_of, union)
+        width, height = image_wh
+        boxes[union] = rbox_envelopes(rboxes[union]).clip(0, [width, height] * 2)
     final = np.lexsort((rank[keepers], -scores))
     return Predictions(
         boxes=boxes[final],
@@ -431,6 +508,7 @@ def _assemble(
         mask_boxes=None if mask_boxes is None else mask_boxes[final],
         tile_index=preds.tile_index[keepers][final],
         truncated=truncated[final],
+        rboxes=None if rboxes is None else rboxes[final],
     )
 
 
@@ -487,11 +565,31 @@ def _cluster_masks(
     """The keeper's mask, or for union clusters the members' masks ORed on their union box."""
     masks = [preds.masks[i] for i in keepers]
     mask_boxes = preds.mask_boxes[keepers].copy()
-    by_cluster = np.argsort(cluster_of, kind="stable")
-    bounds = np.searchsorted(cluster_of[by_cluster], np.arange(len(keepers) + 1))
-    for c in np.flatnonzero(union).tolist():
-        members = by_cluster[bounds[c] : bounds[c + 1]]
+    for c, members in _union_members(keepers, cluster_of, union):
         masks[c], mask_boxes[c] = paste_union(
             [preds.masks[i] for i in members], preds.mask_boxes[members]
         )
     return masks, mask_boxes
+
+
+def _cluster_rboxes(
+    preds: Predictions, keepers: np.ndarray, cluster_of: np.ndarray, union: np.ndarray
+) -> np.ndarray:
+    """The keeper's rotated box, or for union clusters the smallest rotated box
+    around all members' corners (fragments of one object become one box)."""
+    rboxes = preds.rboxes[keepers].copy()
+    for c, members in _union_members(keepers, cluster_of, union):
+        rboxes[c] = enclosing_rbox(rbox_corners(preds.rboxes[members]))
+    return rboxes
+
+
+def _union_members(
+    keepers: np.ndarray, cluster_of: np.ndarray, union: np.ndarray
+) -> list[tuple[int, np.ndarray]]:
+    """``(cluster, member indices)`` of each cluster that outputs a union."""
+    by_cluster = np.argsort(cluster_of, kind="stable")
+    bounds = np.searchsorted(cluster_of[by_cluster], np.arange(len(keepers) + 1))
+    return [
+        (c, by_cluster[bounds[c] : bounds[c + 1]])
+        for c in np.flatnonzero(union).tolist()
+    ]

@@ -28,10 +28,33 @@ from typing import Any
 
 import numpy as np
 
+from .bands import SCALINGS
 from .errors import ConfigError
 from .merge import MergeConfig
 from .settings import Setting, from_params, setting, settings_of
 from .tiles import Overlap, SliceWH, normalize_slice_wh, overlap_pixels
+
+#: Peak memory of one forward pass per input pixel, a little above the most
+#: measured (``python -m bench.input_memory``, CPU, ``VmHWM``): the bundled
+#: YOLOv8n detector 54-55, the segmenter 79-94 bytes per pixel at 1280-5120 px
+#: inputs. Bigger networks need more: estimates are lower bounds for them.
+BYTES_PER_INPUT_PIXEL = 100
+#: Largest model input size accepted, in pixels: one square input of this size
+#: is estimated at 6.25 GiB. A typo such as 25600 for 2560 would need 61 GiB.
+MAX_IMGSZ = 8192
+#: Input size assumed when a run leaves ``imgsz`` to the model (the usual 640).
+_DEFAULT_INPUT = 640
+
+
+def input_memory_bytes(width: int, height: int, batch: int = 1) -> int:
+    """Estimated peak memory of one forward pass on ``batch`` inputs of ``width x height``.
+
+    Example::
+
+        >>> round(input_memory_bytes(2560, 2560) / 2**30, 2)
+        0.61
+    """
+    return int(width) * int(height) * int(batch) * BYTES_PER_INPUT_PIXEL
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +66,9 @@ class PredictOptions:
         confidence: minimum score kept.
         classes: labels (or class ids) to keep; ``None`` keeps all.
         max_detections: most detections per image, best first.
+        bands: 1-based bands of a raster read in windows shown as RGB (three)
+            or gray (one); ``None`` takes the first three (see ``bands``).
+        scaling: how raster bands become 8-bit (``bands.SCALINGS``).
     """
 
     imgsz: int | None = setting(
@@ -52,6 +78,7 @@ class PredictOptions:
         "trained at. Raise it (e.g. 1280) for the 'higher resolution' baseline.",
         kind="int",
         minimum=32,
+        maximum=MAX_IMGSZ,
     )
     confidence: float = setting(
         0.25,
@@ -75,9 +102,33 @@ class PredictOptions:
         kind="int",
         minimum=1,
     )
+    bands: tuple[int, ...] | None = setting(
+        None,
+        label="Bands (multi-band rasters)",
+        help="Bands of a raster read in windows (tiled TIFF, BigTIFF, GeoTIFF, "
+        "16-bit or multi-band TIFF) shown to the model as RGB, counted from 1 "
+        "as GDAL does: three (e.g. 4, 3, 2) or one (gray). Empty takes the first "
+        "three, or the only one. JPEG, PNG and 8-bit RGB images are used as "
+        "they are.",
+        kind="list",
+    )
+    scaling: str = setting(
+        "auto",
+        label="Band scaling",
+        help="How raster bands become 8-bit: 'auto' keeps 8-bit data and "
+        "stretches other data per band between its 2nd and 98th percentiles; "
+        "'percentile' always stretches; 'range' uses the data type's range.",
+        kind="choice",
+        choices=SCALINGS,
+    )
 
     def __post_init__(self) -> None:
-        _check_size("imgsz", self.imgsz)
+        _check_input_size("imgsz", self.imgsz)
+        object.__setattr__(self, "bands", _normalize_bands(self.bands))
+        if self.scaling not in SCALINGS:
+            raise ConfigError(
+                f"scaling must be one of {', '.join(SCALINGS)}; got {self.scaling!r}"
+            )
         if isinstance(self.confidence, bool) or not isinstance(
             self.confidence, (int, float, np.number)
         ):
@@ -150,6 +201,17 @@ class PredictOptions:
             for name, s in self.settings().items()
         }
 
+    def peak_input_bytes(self) -> int:
+        """Estimated memory of the run's largest forward pass (see ``input_memory_bytes``).
+
+        Example::
+
+            >>> PredictOptions(imgsz=4096).peak_input_bytes() / 2**30
+            1.5625
+        """
+        size = self.imgsz or _DEFAULT_INPUT
+        return input_memory_bytes(size, size)
+
 
 @dataclass(frozen=True, kw_only=True)
 class SliceOptions(PredictOptions):
@@ -199,6 +261,7 @@ class SliceOptions(PredictOptions):
         "size, so small objects are not shrunk again.",
         kind="int",
         minimum=32,
+        maximum=MAX_IMGSZ,
     )
     full_image_pass: bool = setting(
         False,
@@ -213,6 +276,7 @@ class SliceOptions(PredictOptions):
         help="Input size of the full-image pass; empty uses the model's own.",
         kind="int",
         minimum=32,
+        maximum=MAX_IMGSZ,
     )
     batch_size: int = setting(
         1,
@@ -247,11 +311,26 @@ class SliceOptions(PredictOptions):
             raise ConfigError(
                 f"full_image_pass must be True or False, got {self.full_image_pass!r}"
             )
-        _check_size("full_image_imgsz", self.full_image_imgsz)
+        _check_input_size("full_image_imgsz", self.full_image_imgsz)
         if not _is_int(self.batch_size) or self.batch_size < 1:
             raise ConfigError(
                 f"batch_size must be a positive whole number, got {self.batch_size!r}"
             )
+
+    def peak_input_bytes(self) -> int:
+        """Estimated memory of the largest forward pass: a batch of tiles, or the full pass.
+
+        Example::
+
+            >>> SliceOptions(slice_wh=640, batch_size=8).peak_input_bytes() / 2**20
+            312.5
+        """
+        width, height = (self.imgsz, self.imgsz) if self.imgsz else self.slice_wh
+        tiles = input_memory_bytes(width, height, self.batch_size)
+        if not self.full_image_pass:
+            return tiles
+        full = self.full_image_imgsz or _DEFAULT_INPUT
+        return max(tiles, input_memory_bytes(full, full))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,6 +341,8 @@ class ModelOptions:
         device: torch device; ``None`` picks cuda, then mps, then cpu.
         half: float16 inference (CUDA only; ignored elsewhere).
         trust_remote_code: let Transformers run a hub repository's own code.
+        allow_unsafe_pickle: fully unpickle ``.pt`` files (off: Ultralytics'
+            ``weights_only`` safe loading).
     """
 
     device: str | None = setting(
@@ -285,6 +366,15 @@ class ModelOptions:
         "unless you trust the repository.",
         kind="bool",
     )
+    allow_unsafe_pickle: bool = setting(
+        False,
+        label="Allow unsafe pickle",
+        help="Fully unpickle Ultralytics .pt files (legacy checkpoints that "
+        "safe loading refuses). Unpickling runs any code the file holds: only "
+        "for files you trust. In the App this is a plugin setting, never a "
+        "form input.",
+        kind="bool",
+    )
 
     @classmethod
     def settings(cls) -> dict[str, Setting]:
@@ -299,6 +389,21 @@ class ModelOptions:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly settings."""
         return _plain(dataclasses.asdict(self))
+
+
+def _check_input_size(name: str, value: Any) -> None:
+    """A model input size: positive, and within ``MAX_IMGSZ`` (with the memory it needs)."""
+    _check_size(name, value)
+    if value is not None and value > MAX_IMGSZ:
+        need = input_memory_bytes(value, value) / 2**30
+        limit = input_memory_bytes(MAX_IMGSZ, MAX_IMGSZ) / 2**30
+        raise ConfigError(
+            f"{name}={value} px is too large: an input of up to {value}x{value} px needs "
+            f"about "
+            f"{need:.0f} GiB of memory (estimated at {BYTES_PER_INPUT_PIXEL} bytes per "
+            f"input pixel, measured with the bundled YOLOv8n models; larger models "
+            f"need more). The most accepted is {MAX_IMGSZ} px (about {limit:.1f} GiB)"
+        )
 
 
 def _check_size(name: str, value: Any) -> None:
@@ -329,6 +434,32 @@ def _normalize_classes(classes: Any) -> tuple[str | int, ...] | None:
         if isinstance(c, bool) or not isinstance(c, (str, int, np.integer)):
             raise ConfigError(f"classes must be labels or class ids, got {c!r}")
         values.append(int(c) if isinstance(c, np.integer) else c)
+    return tuple(values) or None
+
+
+def _normalize_bands(bands: Any) -> tuple[int, ...] | None:
+    """``None``/empty -> ``None``; one or three band numbers (from 1) -> a tuple.
+
+    Form values arrive as text (``["4", "3", "2"]``), SDK values as numbers.
+    """
+    if bands is None:
+        return None
+    if isinstance(bands, (str, int, np.integer)) and not isinstance(bands, bool):
+        bands = [bands]
+    if not isinstance(bands, Sequence):
+        raise ConfigError(f"bands must be a list of band numbers, got {bands!r}")
+    values = []
+    for band in bands:
+        text = str(band).strip()
+        if isinstance(band, bool) or not text.isdigit() or int(text) < 1:
+            raise ConfigError(
+                f"bands are band numbers counted from 1, got {band!r} in {bands!r}"
+            )
+        values.append(int(text))
+    if len(values) not in (0, 1, 3):
+        raise ConfigError(
+            f"bands must name three bands (red, green, blue) or one (gray), got {bands!r}"
+        )
     return tuple(values) or None
 
 

@@ -4,34 +4,46 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
-from .images import load_image, to_rgb
-from .merge import merge_detections
+from .merge import MergeConfig, merge_detections
 from .models import BatchedTileModel, TileModel, load_model
 from .options import PredictOptions, SliceOptions
 from .predictions import FULL_IMAGE, Predictions
+from .rasters import ArrayRaster, RasterSource, open_raster
 from .tiles import interior_edges, tile_boxes
 
 #: A detection within this many pixels of an interior tile edge counts as cut by it.
 EDGE_MARGIN = 2.0
+#: Longest side of a whole-image pass on a windowed raster when the model has
+#: no input size of its own (it would shrink the image anyway).
+WHOLE_IMAGE_MAX_SIDE = 2048
+
+#: What the engine predicts on: an array, an image path or a ``RasterSource``.
+ImageInput = np.ndarray | str | Path | RasterSource
 
 
 def predict_sliced(
-    image: np.ndarray | str | Path,
+    image: ImageInput,
     model: Any,
     options: SliceOptions | None = None,
     **overrides: Any,
 ) -> Predictions:
     """Sliced prediction on one image: tiles, per-tile predictions, shift, merge.
 
+    Tiles are read from the image as batches are formed, so a raster read in
+    windows (a tiled TIFF, BigTIFF or GeoTIFF) is never decoded whole: memory
+    holds the tiles in flight and the detections.
+
     Args:
-        image: an RGB ``HxWx3`` array (see ``images.to_rgb`` for other layouts)
-            or an image path.
+        image: an RGB ``HxWx3`` array (see ``images.to_rgb`` for other layouts),
+            an image path (tiled TIFFs are read in windows, see
+            ``rasters.open_raster``) or a ``RasterSource``.
         model: anything ``load_model`` accepts; load it once with
             ``load_model`` when predicting on many images.
         options: ``SliceOptions``; keyword ``overrides`` replace its fields.
@@ -39,40 +51,114 @@ def predict_sliced(
     Returns:
         merged ``Predictions`` in full-image pixels, best first.
 
+    Raises:
+        ImageError: the image, or one of its stored tiles, cannot be read.
+
     Example::
 
         >>> model = load_model("models/small-objects-det.pt")
         >>> preds = predict_sliced("large.jpg", model, slice_wh=640, overlap=0.2)  # doctest: +SKIP
+        >>> preds = predict_sliced("scene.tif", model, bands=(4, 3, 2))  # doctest: +SKIP
+    """
+    options = _options(SliceOptions, options, overrides)
+    unmerged = predict_unmerged(image, model, options)
+    return _best(unmerged.merged(options.merge), options.max_detections)
+
+
+@dataclass
+class Unmerged:
+    """An image's tile (and full-image pass) predictions before merging.
+
+    What ``predict_sliced`` merges; kept apart so that several merge settings
+    can be tried on one set of predictions (``merged``), as the settings sweep
+    does.
+
+    Attributes:
+        predictions: in full-image pixels, with ``tile_index`` and
+            ``truncated`` set; ``classes`` already applied.
+        tiles: int ``(T, 4)`` ``xyxy`` tile boxes ``tile_index`` refers to.
+        image_wh: the image's ``(width, height)``.
+        slice_wh: the slice size the tiles were cut at.
+    """
+
+    predictions: Predictions
+    tiles: np.ndarray
+    image_wh: tuple[int, int]
+    slice_wh: tuple[int, int]
+
+    def merged(self, config: MergeConfig) -> Predictions:
+        """The predictions merged with ``config`` (best first)."""
+        return merge_detections(
+            self.predictions, self.tiles, self.image_wh, config, self.slice_wh
+        )
+
+    def with_full_image(self, full: Predictions) -> Unmerged:
+        """These predictions plus a full-image pass's (``tile_index`` ``FULL_IMAGE``)."""
+        full = dataclasses.replace(
+            full,
+            tile_index=np.full(len(full), FULL_IMAGE, dtype=np.int32),
+            truncated=np.zeros(len(full), dtype=bool),
+        )
+        both = Predictions.concatenate([self.predictions, full])
+        return dataclasses.replace(self, predictions=both)
+
+
+def predict_unmerged(
+    image: ImageInput,
+    model: Any,
+    options: SliceOptions | None = None,
+    **overrides: Any,
+) -> Unmerged:
+    """Per-tile predictions shifted into the image, not merged yet.
+
+    Takes the arguments of ``predict_sliced``, whose merge settings and
+    ``max_detections`` it leaves to ``Unmerged.merged``.
+
+    Example::
+
+        >>> unmerged = predict_unmerged("large.jpg", model, slice_wh=640)  # doctest: +SKIP
+        >>> nms = unmerged.merged(MergeConfig(strategy="nms"))  # doctest: +SKIP
     """
     options = _options(SliceOptions, options, overrides)
     model = load_model(model)
     check_classes(model, options.classes)
-    rgb = _as_rgb(image)
-    height, width = rgb.shape[:2]
+    source = open_raster(image, options.bands, options.scaling)
+    try:
+        return _predict_unmerged(source, model, options)
+    finally:
+        if source is not image:
+            source.close()
+
+
+def _predict_unmerged(
+    source: RasterSource, model: TileModel, options: SliceOptions
+) -> Unmerged:
+    width, height = source.size
     tiles = tile_boxes((width, height), options.slice_wh, options.overlap)
-    parts = list(_predict_tiles(rgb, tiles, model, options))
+    parts = list(_predict_tiles(source, tiles, model, options))
     if options.full_image_pass:
         parts.append(
-            _predict_whole(rgb, model, options.full_image_imgsz, options.confidence)
+            _predict_whole(source, model, options.full_image_imgsz, options.confidence)
         )
     preds = Predictions.concatenate(parts, model.class_names)
     preds = keep_classes(preds, options.classes)
-    merged = merge_detections(
-        preds, tiles, (width, height), options.merge, options.slice_wh
-    )
-    return _best(merged, options.max_detections)
+    return Unmerged(preds, tiles, (width, height), options.slice_wh)
 
 
 def predict_full_image(
-    image: np.ndarray | str | Path,
+    image: ImageInput,
     model: Any,
     options: PredictOptions | None = None,
     **overrides: Any,
 ) -> Predictions:
     """The baseline: one prediction on the whole image, shrunk to the model's input size.
 
+    A raster read in windows is shrunk while it is read (from a pyramid level
+    when the file has one), to the model's input size, which is what the model
+    would have shrunk it to: it is never decoded whole.
+
     Args:
-        image: an RGB ``HxWx3`` array or an image path.
+        image: an RGB ``HxWx3`` array, an image path or a ``RasterSource``.
         model: anything ``load_model`` accepts.
         options: ``PredictOptions`` (``imgsz`` raises the input resolution,
             e.g. 1280, instead of slicing); keyword ``overrides`` replace its
@@ -85,8 +171,12 @@ def predict_full_image(
     options = _options(PredictOptions, options, overrides)
     model = load_model(model)
     check_classes(model, options.classes)
-    rgb = _as_rgb(image)
-    preds = _predict_whole(rgb, model, options.imgsz, options.confidence)
+    source = open_raster(image, options.bands, options.scaling)
+    try:
+        preds = _predict_whole(source, model, options.imgsz, options.confidence)
+    finally:
+        if source is not image:
+            source.close()
     preds = keep_classes(preds, options.classes).sorted_by_score()
     return _best(preds, options.max_detections)
 
@@ -135,12 +225,29 @@ def keep_classes(
 
 
 def iter_tile_batches(
-    image: np.ndarray, tiles: np.ndarray, batch_size: int
+    image: np.ndarray | RasterSource, tiles: np.ndarray, batch_size: int
 ) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
-    """Yields ``(tile_indices, crops)``; crops are views of one shape, never copies."""
-    for start in range(0, len(tiles), batch_size):
-        index = np.arange(start, min(start + batch_size, len(tiles)))
-        yield index, [image[y0:y1, x0:x1] for x0, y0, x1, y1 in tiles[index]]
+    """Yields ``(tile_indices, crops)``, reading each batch only when it is asked for.
+
+    Crops of an array are views of one shape, never copies; crops of a
+    windowed raster are read from the file.
+    """
+    source = ArrayRaster(image) if isinstance(image, np.ndarray) else image
+    for index in batch_indices(len(tiles), batch_size):
+        yield index, read_tiles(source, tiles[index])
+
+
+def batch_indices(count: int, batch_size: int) -> list[np.ndarray]:
+    """The tile indices of each batch, in order."""
+    return [
+        np.arange(start, min(start + batch_size, count))
+        for start in range(0, count, batch_size)
+    ]
+
+
+def read_tiles(source: RasterSource, boxes: np.ndarray) -> list[np.ndarray]:
+    """The pixels of each ``xyxy`` tile box."""
+    return [source.read_window(*(int(v) for v in box)) for box in boxes]
 
 
 def mark_truncated(
@@ -163,12 +270,12 @@ def mark_truncated(
 
 
 def _predict_tiles(
-    image: np.ndarray, tiles: np.ndarray, model: TileModel, options: SliceOptions
+    source: RasterSource, tiles: np.ndarray, model: TileModel, options: SliceOptions
 ) -> Iterator[Predictions]:
-    height, width = image.shape[:2]
-    interior = interior_edges(tiles, (width, height))
-    batches = list(iter_tile_batches(image, tiles, options.batch_size))
-    crops = (crops for _, crops in batches)
+    interior = interior_edges(tiles, source.size)
+    batches = batch_indices(len(tiles), options.batch_size)
+    # A generator: the model pulls each batch's pixels when it is ready for it.
+    crops = (read_tiles(source, tiles[index]) for index in batches)
     if isinstance(model, BatchedTileModel):
         outputs = model.predict_batches(
             crops, imgsz=options.imgsz, confidence=options.confidence
@@ -178,7 +285,7 @@ def _predict_tiles(
             model.predict_tiles(c, imgsz=options.imgsz, confidence=options.confidence)
             for c in crops
         )
-    for (index, _), batch_outputs in zip(batches, outputs, strict=True):
+    for index, batch_outputs in zip(batches, outputs, strict=True):
         for t, preds in zip(index, batch_outputs, strict=True):
             preds.tile_index = np.full(len(preds), t, dtype=np.int32)
             preds.truncated = mark_truncated(preds, tiles[t], interior[t])
@@ -186,10 +293,13 @@ def _predict_tiles(
 
 
 def _predict_whole(
-    image: np.ndarray, model: TileModel, imgsz: int | None, confidence: float
+    source: RasterSource, model: TileModel, imgsz: int | None, confidence: float
 ) -> Predictions:
     imgsz = imgsz or model.default_imgsz
+    image, (sx, sy) = source.whole_image(imgsz or WHOLE_IMAGE_MAX_SIDE)
     (preds,) = model.predict_tiles([image], imgsz=imgsz, confidence=confidence)
+    if (sx, sy) != (1.0, 1.0):
+        preds = preds.scaled(sx, sy)
     preds.tile_index = np.full(len(preds), FULL_IMAGE, dtype=np.int32)
     preds.truncated = np.zeros(len(preds), dtype=bool)
     return preds
@@ -199,12 +309,6 @@ def _best(preds: Predictions, max_detections: int | None) -> Predictions:
     if max_detections is None or len(preds) <= max_detections:
         return preds
     return preds.sorted_by_score().select(slice(0, max_detections))
-
-
-def _as_rgb(image: np.ndarray | str | Path) -> np.ndarray:
-    if isinstance(image, (str, Path)):
-        return load_image(image)
-    return to_rgb(image)
 
 
 def _options(cls: type, options: Any, overrides: dict[str, Any]) -> Any:

@@ -137,6 +137,83 @@ def interior_edges(tiles: np.ndarray, image_wh: tuple[int, int]) -> np.ndarray:
     )
 
 
+def seam_lines(
+    tiles: np.ndarray, image_wh: tuple[int, int]
+) -> tuple[list[int], list[int]]:
+    """Where the grid's interior tile edges lie: ``(xs, ys)``, sorted.
+
+    Example::
+
+        >>> seam_lines(tile_boxes((1000, 500), 600, 0.2), (1000, 500))
+        ([400, 600], [])
+    """
+    tiles = np.asarray(tiles).reshape(-1, 4)
+    inside = interior_edges(tiles, image_wh)
+    xs = {int(v) for v in tiles[inside[:, 0], 0]} | {
+        int(v) for v in tiles[inside[:, 2], 2]
+    }
+    ys = {int(v) for v in tiles[inside[:, 1], 1]} | {
+        int(v) for v in tiles[inside[:, 3], 3]
+    }
+    return sorted(xs), sorted(ys)
+
+
+def crosses_seam(
+    boxes: np.ndarray,
+    tiles: np.ndarray,
+    image_wh: tuple[int, int],
+    margin: float = 0.0,
+) -> np.ndarray:
+    """Which ``xyxy`` pixel boxes cross an interior edge of the tile grid (a seam).
+
+    A box crosses a tile's interior side when that side's line passes strictly
+    through it (``x0 < edge < x1``) and the box overlaps the side's extent
+    along it. A box whose side lies exactly on an edge does not cross it:
+    with exclusive ``x1`` / ``y1`` ends, such a box lies wholly on one side.
+    The image border is not a seam.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy`` pixels (``x1``, ``y1`` exclusive).
+        tiles: ``(T, 4)`` ``xyxy`` tile boxes, e.g. from ``tile_boxes``.
+        image_wh: image ``(width, height)``.
+        margin: boxes grown by this many pixels first, so that a box ending
+            within ``margin`` of an edge counts too (a detection cut by a
+            tile ends at the edge without crossing it).
+
+    Returns:
+        ``(N,)`` bool.
+
+    Example::
+
+        >>> tiles = tile_boxes((1000, 500), 600, 0.2)  # x 0-600 and 400-1000
+        >>> crosses_seam(np.array([[590, 10, 610, 30], [100, 10, 120, 30],
+        ...                        [580, 10, 600, 30]]), tiles, (1000, 500)).tolist()
+        [True, False, False]
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    boxes = boxes + np.array([-margin, -margin, margin, margin])
+    tiles = np.asarray(tiles, dtype=np.float64).reshape(-1, 4)
+    crossed = np.zeros(len(boxes), dtype=bool)
+    if not len(boxes) or not len(tiles):
+        return crossed
+    inside = interior_edges(tiles, image_wh)
+    for side, (along, across) in enumerate(((0, 1), (1, 0), (0, 1), (1, 0))):
+        # Sides 0 and 2 are vertical lines at x (spanning the tile's y range);
+        # sides 1 and 3 horizontal lines at y.
+        edges = tiles[inside[:, side]]
+        if not len(edges):
+            continue
+        at = np.unique(edges[:, side])
+        for line in at:
+            span = edges[edges[:, side] == line]
+            through = (boxes[:, along] < line) & (line < boxes[:, along + 2])
+            overlaps = (boxes[:, across, None] < span[None, :, across + 2]) & (
+                boxes[:, across + 2, None] > span[None, :, across]
+            )
+            crossed |= through & overlaps.any(axis=1)
+    return crossed
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(
         value, (bool, np.bool_)

@@ -27,29 +27,37 @@ from .export import (
     decode_coco_rle,
     image_seed,
     write_dataset,
+    write_oriented_dataset,
 )
+from .oriented import ORIENTED_CLASSES, OrientedScene, generate_oriented_scene
 from .scenes import Scene, generate_scene, scene_size
 from .shapes import CLASSES, Sprite, draw_sprite
 from .video import FrameLabels, VideoLabels, iter_video_frames, write_video
 
 __all__ = [
     "CLASSES",
+    "ORIENTED_CLASSES",
     "FrameLabels",
-    "VideoLabels",
+    "OrientedScene",
     "Scene",
     "Sprite",
+    "VideoLabels",
     "coco_rle",
     "dataset_scenes",
     "decode_coco_rle",
     "draw_sprite",
+    "generate_oriented_scene",
     "generate_scene",
     "image_seed",
     "iter_video_frames",
     "load_fiftyone_dataset",
     "load_fiftyone_video_dataset",
+    "load_oriented_dataset",
+    "oriented_scene_to_polylines",
     "scene_size",
     "scene_to_detections",
     "write_dataset",
+    "write_oriented_dataset",
     "write_video",
 ]
 
@@ -59,6 +67,8 @@ def __getattr__(name: str) -> Any:
     if name in (
         "load_fiftyone_dataset",
         "load_fiftyone_video_dataset",
+        "load_oriented_dataset",
+        "oriented_scene_to_polylines",
         "scene_to_detections",
     ):
         from . import fiftyone_dataset

@@ -16,17 +16,19 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from .oriented import ORIENTED_CLASSES, OrientedScene, generate_oriented_scene
 from .scenes import Scene, generate_scene, scene_size
 from .shapes import CLASSES
 
 COCO_FILENAME = "coco.json"
+ORIENTED_FILENAME = "oriented.json"
 IMAGE_DIR = "data"
 
 
@@ -145,6 +147,8 @@ def dataset_scenes(
     num_images: int,
     min_width: int = 1600,
     max_width: int = 4000,
+    *,
+    generate: Callable[..., Any] = generate_scene,
     **scene_options: Any,
 ) -> Iterator[Scene]:
     """The scenes of a generated dataset, one at a time: image ``i`` uses ``image_seed(seed, i)``.
@@ -155,17 +159,21 @@ def dataset_scenes(
         seed: dataset seed.
         num_images: number of scenes.
         min_width, max_width: range of image widths (heights follow an aspect ratio).
-        scene_options: passed to ``generate_scene`` (e.g. ``density``).
+        generate: the scene generator, ``generate_scene`` or
+            ``generate_oriented_scene``.
+        scene_options: passed to ``generate`` (e.g. ``density``).
 
     Example::
 
         >>> [s.seed == image_seed(300, i) for i, s in enumerate(dataset_scenes(300, 2))]
         [True, True]
     """
+    if num_images < 0:
+        raise ValueError(f"num_images must be >= 0, got {num_images}")
     for i in range(num_images):
         s = image_seed(seed, i)
         width, height = scene_size(np.random.default_rng(s), min_width, max_width)
-        yield generate_scene(s, width, height, **scene_options)
+        yield generate(s, width, height, **scene_options)
 
 
 def write_dataset(
@@ -197,30 +205,10 @@ def write_dataset(
 
         write_dataset("/tmp/synth", num_images=8, seed=0, image_format="png")
     """
-    if image_format not in ("jpg", "png"):
-        raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
-    if num_images < 0:
-        raise ValueError(f"num_images must be >= 0, got {num_images}")
-    out = Path(out_dir)
-    (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
-    params = (
-        [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if image_format == "jpg" else []
-    )
     images, annotations = [], []
     scenes = dataset_scenes(seed, num_images, min_width, max_width, **scene_options)
-    for i, scene in enumerate(scenes):
-        name = f"{IMAGE_DIR}/{i:05d}.{image_format}"
-        if not cv2.imwrite(str(out / name), scene.image[..., ::-1], params):
-            raise OSError(f"could not write {out / name}")
-        images.append(
-            {
-                "id": i + 1,
-                "file_name": name,
-                "width": scene.width,
-                "height": scene.height,
-                "seed": scene.seed,
-            }
-        )
+    for i, scene, entry in _write_images(out_dir, scenes, image_format, jpeg_quality):
+        images.append(entry)
         annotations += scene_annotations(scene, i + 1, len(annotations) + 1)
     coco = {
         "info": {
@@ -235,9 +223,95 @@ def write_dataset(
             for k, name in enumerate(CLASSES)
         ],
     }
-    path = out / COCO_FILENAME
+    path = Path(out_dir) / COCO_FILENAME
     path.write_text(json.dumps(coco))
     return path
+
+
+def write_oriented_dataset(
+    out_dir: str | Path,
+    num_images: int = 4,
+    seed: int = 0,
+    *,
+    min_width: int = 1600,
+    max_width: int = 3200,
+    image_format: str = "jpg",
+    jpeg_quality: int = 95,
+    **scene_options: Any,
+) -> Path:
+    """Generates ``num_images`` scenes of rotated objects and writes ``oriented.json``.
+
+    Like ``write_dataset``, with ``generate_oriented_scene``; each annotation
+    holds the object's ``label``, its rotated box ``rbox`` (``cx, cy, w, h,
+    angle`` in pixels) and its four corners ``polygon`` (pixels).
+
+    Returns:
+        Path of the written ``oriented.json``.
+
+    Example::
+
+        >>> import tempfile
+        >>> write_oriented_dataset(tempfile.mkdtemp(), 1, min_width=640, max_width=640).name
+        'oriented.json'
+    """
+    images, annotations = [], []
+    scenes: Iterator[OrientedScene] = dataset_scenes(
+        seed,
+        num_images,
+        min_width,
+        max_width,
+        generate=generate_oriented_scene,
+        **scene_options,
+    )
+    for i, scene, entry in _write_images(out_dir, scenes, image_format, jpeg_quality):
+        images.append(entry)
+        for label, rbox, corners in zip(
+            scene.labels, scene.rboxes, scene.polygons, strict=True
+        ):
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "label": label,
+                    "rbox": [float(v) for v in rbox],
+                    "polygon": corners.tolist(),
+                }
+            )
+    record = {
+        "info": {
+            "description": "sliced_inference.synthetic oriented scenes",
+            "seed": seed,
+            "scene_options": {k: _jsonable(v) for k, v in scene_options.items()},
+        },
+        "images": images,
+        "annotations": annotations,
+        "classes": list(ORIENTED_CLASSES),
+    }
+    path = Path(out_dir) / ORIENTED_FILENAME
+    path.write_text(json.dumps(record))
+    return path
+
+
+def _write_images(
+    out_dir: str | Path,
+    scenes: Iterator[Any],
+    image_format: str,
+    jpeg_quality: int,
+) -> Iterator[tuple[int, Any, dict[str, Any]]]:
+    """Writes each scene's image to ``out_dir/data``; yields ``(index, scene, image entry)``."""
+    if image_format not in ("jpg", "png"):
+        raise ValueError(f"image_format must be 'jpg' or 'png', got {image_format!r}")
+    out = Path(out_dir)
+    (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if image_format == "jpg" else []
+    )
+    for i, scene in enumerate(scenes):
+        name = f"{IMAGE_DIR}/{i:05d}.{image_format}"
+        if not cv2.imwrite(str(out / name), scene.image[..., ::-1], params):
+            raise OSError(f"could not write {out / name}")
+        entry = {"id": i + 1, "file_name": name, "width": scene.width}
+        yield i, scene, {**entry, "height": scene.height, "seed": scene.seed}
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,8 +1,10 @@
-"""Loads a folder written by ``write_dataset`` as a FiftyOne dataset.
+"""Loads a folder written by ``write_dataset`` (or ``write_oriented_dataset``) as a FiftyOne dataset.
 
 The only module of the generator that imports FiftyOne. Boxes and masks are
 built from the same integer pixel box, so a detection's mask covers exactly
 its ``bounding_box`` (relative ``[x, y, w, h]``) and has its pixel size.
+Rotated objects become closed, filled 4-point ``fo.Polyline`` s
+(``fo.Polyline.from_rotated_box``), which FiftyOne evaluates by polygon IoU.
 
 Example::
 
@@ -22,7 +24,8 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 
-from .export import COCO_FILENAME, decode_coco_rle
+from .export import COCO_FILENAME, ORIENTED_FILENAME, decode_coco_rle
+from .oriented import ORIENTED_CLASSES, OrientedScene
 from .scenes import Scene
 from .shapes import CLASSES
 
@@ -105,9 +108,7 @@ def load_fiftyone_dataset(
     for ann in coco["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)
 
-    dataset = _new_dataset(name, overwrite, persistent)
-    dataset.default_classes = list(CLASSES)
-    dataset.info = {"generator": "sliced_inference.synthetic", **coco.get("info", {})}
+    dataset = _new_dataset(name, overwrite, persistent, CLASSES, coco.get("info", {}))
 
     samples = []
     for img in coco["images"]:
@@ -118,14 +119,81 @@ def load_fiftyone_dataset(
             box = (x0, y0, x0 + w, y0 + h)
             mask = decode_coco_rle(ann["segmentation"], box) if with_masks else None
             dets.append(detection(names[ann["category_id"]], box, mask, width, height))
-        samples.append(
-            fo.Sample(
-                filepath=str(root / img["file_name"]),
-                metadata=fo.ImageMetadata(width=width, height=height, num_channels=3),
-                seed=int(img.get("seed", -1)),
-                **{GT_FIELD: fo.Detections(detections=dets)},
-            )
-        )
+        samples.append(_sample(root, img, fo.Detections(detections=dets)))
+    dataset.add_samples(samples)
+    dataset.save()
+    return dataset
+
+
+def rotated_polyline(
+    label: str, rbox: Sequence[float], width: int, height: int
+) -> fo.Polyline:
+    """A closed, filled 4-point ``fo.Polyline`` from a pixel rotated box ``(cx, cy, w, h, angle)``.
+
+    Example::
+
+        >>> line = rotated_polyline("ship", (50, 50, 40, 10, 0.0), 100, 100)
+        >>> line.points[0][0], line.filled
+        ([0.7, 0.55], True)
+    """
+    cx, cy, w, h, angle = (float(v) for v in rbox)
+    return fo.Polyline.from_rotated_box(
+        cx, cy, w, h, angle, frame_size=(width, height), label=label, filled=True
+    )
+
+
+def oriented_scene_to_polylines(scene: OrientedScene) -> fo.Polylines:
+    """An oriented scene's ground truth as ``fo.Polylines``.
+
+    Example::
+
+        >>> from sliced_inference.synthetic import generate_oriented_scene
+        >>> lines = oriented_scene_to_polylines(generate_oriented_scene(0, 400, 300))
+        >>> len(lines.polylines) > 0
+        True
+    """
+    return fo.Polylines(
+        polylines=[
+            rotated_polyline(label, rbox, scene.width, scene.height)
+            for label, rbox in zip(scene.labels, scene.rboxes, strict=True)
+        ]
+    )
+
+
+def load_oriented_dataset(
+    out_dir: str | Path,
+    name: str | None = None,
+    overwrite: bool = False,
+    persistent: bool = False,
+) -> fo.Dataset:
+    """A FiftyOne dataset of a folder written by ``write_oriented_dataset``.
+
+    Returns:
+        A dataset with a ``ground_truth`` field of ``fo.Polylines`` (closed,
+        filled rotated rectangles), image metadata, the seed per sample and
+        ``default_classes``.
+
+    Example::
+
+        write_oriented_dataset("/tmp/obb", num_images=4)
+        dataset = load_oriented_dataset("/tmp/obb", name="obb", overwrite=True)
+    """
+    root = Path(out_dir).resolve()
+    record = json.loads((root / ORIENTED_FILENAME).read_text())
+    by_image: dict[int, list[dict]] = {}
+    for ann in record["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    dataset = _new_dataset(
+        name, overwrite, persistent, ORIENTED_CLASSES, record.get("info", {})
+    )
+    samples = []
+    for img in record["images"]:
+        width, height = int(img["width"]), int(img["height"])
+        lines = [
+            rotated_polyline(ann["label"], ann["rbox"], width, height)
+            for ann in by_image.get(img["id"], [])
+        ]
+        samples.append(_sample(root, img, fo.Polylines(polylines=lines)))
     dataset.add_samples(samples)
     dataset.save()
     return dataset
@@ -159,8 +227,7 @@ def load_fiftyone_video_dataset(
     """
     from .video import VideoLabels, labels_path
 
-    dataset = _new_dataset(name, overwrite, persistent)
-    dataset.default_classes = list(CLASSES)
+    dataset = _new_dataset(name, overwrite, persistent, CLASSES, {})
     paths = [Path(p).resolve() for p in video_paths]
     all_labels = [VideoLabels.load(labels_path(p)) for p in paths]
     samples = [
@@ -206,12 +273,32 @@ def load_fiftyone_video_dataset(
     return dataset
 
 
-def _new_dataset(name: str | None, overwrite: bool, persistent: bool) -> fo.Dataset:
-    """An empty dataset named ``name`` (an existing one replaced only with ``overwrite``)."""
+def _sample(root: Path, img: dict, ground_truth: fo.Label) -> fo.Sample:
+    """A sample of one written image entry, with its metadata, seed and ground truth."""
+    width, height = int(img["width"]), int(img["height"])
+    return fo.Sample(
+        filepath=str(root / img["file_name"]),
+        metadata=fo.ImageMetadata(width=width, height=height, num_channels=3),
+        seed=int(img.get("seed", -1)),
+        **{GT_FIELD: ground_truth},
+    )
+
+
+def _new_dataset(
+    name: str | None,
+    overwrite: bool,
+    persistent: bool,
+    classes: Sequence[str],
+    info: dict,
+) -> fo.Dataset:
+    """An empty dataset for generated scenes (an existing name needs ``overwrite``)."""
     if name is not None and fo.dataset_exists(name):
         if not overwrite:
             raise ValueError(
                 f"dataset {name!r} exists; pass overwrite=True to replace it"
             )
         fo.delete_dataset(name)
-    return fo.Dataset(name, persistent=persistent)
+    dataset = fo.Dataset(name, persistent=persistent)
+    dataset.default_classes = list(classes)
+    dataset.info = {"generator": "sliced_inference.synthetic", **info}
+    return dataset

@@ -119,7 +119,7 @@ def _smooth_noise(
     return cv2.resize(grid, (width, height), interpolation=cv2.INTER_CUBIC)
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+def paint_background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A float32 RGB background: palette regions, a gradient and textures."""
     palette = _PALETTES[rng.integers(len(_PALETTES))]
     palette = palette + rng.normal(0.0, 6.0, size=palette.shape).astype(np.float32)
@@ -142,7 +142,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     return img
 
 
-def _clutter(rng: np.random.Generator, img: np.ndarray) -> None:
+def paint_clutter(rng: np.random.Generator, img: np.ndarray) -> None:
     """Draws things that are not objects: faint tracks and soft blobs (in place)."""
     height, width = img.shape[:2]
     mp = width * height / 1e6
@@ -258,6 +258,8 @@ def generate_scene(
     num_large: int | None = None,
     group_fraction: float = 0.35,
     classes: Sequence[str] = CLASSES,
+    lines: tuple[Sequence[float], Sequence[float]] = ((), ()),
+    line_fraction: float = 0.5,
 ) -> Scene:
     """Generates one scene; the same arguments always give the same scene.
 
@@ -271,6 +273,10 @@ def generate_scene(
         group_fraction: share of small objects placed in tight groups (parking
             rows, tank farms, marinas) where they touch or overlap.
         classes: the classes to draw (a subset of ``CLASSES``).
+        lines: ``(xs, ys)``: vertical lines at ``x`` and horizontal lines at
+            ``y`` (e.g. the seams of a tile grid) that attract objects.
+        line_fraction: with ``lines``, the share of the ungrouped small
+            objects centred on one of them (so they cross it).
 
     Returns:
         A ``Scene`` whose labels are exactly the visible object pixels.
@@ -288,8 +294,8 @@ def generate_scene(
     if unknown or not classes:
         raise ValueError(f"classes must be a non-empty subset of {CLASSES}")
     rng = np.random.default_rng(seed)
-    img = _background(rng, width, height)
-    _clutter(rng, img)
+    img = paint_background(rng, width, height)
+    paint_clutter(rng, img)
     owner = np.zeros((height, width), np.int32)
     placed: list[_Placed] = []
     classes = list(classes)
@@ -338,18 +344,20 @@ def generate_scene(
                 place(label, length * rng.uniform(0.92, 1.08), cx, cy, angle + jitter)
                 count += 1
 
+    xs, ys = (list(v) for v in lines)
     for _ in range(n_small - count):
         length = _log_uniform(rng, *size_range)
         # Centres slightly outside the image give objects cut by the border.
         margin = length * 0.4
+        on_line = bool(xs or ys) and rng.random() < line_fraction
         for _attempt in range(3):
-            if place(
-                str(rng.choice(classes)),
-                length,
-                rng.uniform(-margin, width + margin),
-                rng.uniform(-margin, height + margin),
-                rng.uniform(0, 2 * np.pi),
-            ):
+            # Drawn in this order so that scenes without lines stay as they were.
+            label = str(rng.choice(classes))
+            cx = rng.uniform(-margin, width + margin)
+            cy = rng.uniform(-margin, height + margin)
+            if on_line:
+                cx, cy = _onto_line(rng, cx, cy, xs, ys, length)
+            if place(label, length, cx, cy, rng.uniform(0, 2 * np.pi)):
                 break
 
     # Sensor noise and a slight blur over everything, objects included.
@@ -359,6 +367,22 @@ def generate_scene(
     )
     image = np.clip(img, 0, 255).astype(np.uint8)
     return _labels(image, owner, placed, seed)
+
+
+def _onto_line(
+    rng: np.random.Generator,
+    cx: float,
+    cy: float,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    length: float,
+) -> tuple[float, float]:
+    """Moves a centre onto a random one of the lines, within a fifth of the object's length."""
+    k = int(rng.integers(len(xs) + len(ys)))
+    offset = rng.uniform(-0.2, 0.2) * length
+    if k < len(xs):
+        return float(xs[k]) + offset, cy
+    return cx, float(ys[k - len(xs)]) + offset
 
 
 def _labels(

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import fiftyone as fo
+import fiftyone.operators as foo
 import pytest
 from app_driver import (
     CHROMIUM_INSTALL_HINT,
@@ -44,11 +46,14 @@ from app_driver import (
     screenshot_on_failure,
     sidebar_field,
 )
+from fiftyone.operators.delegated import DelegatedOperationService
 
 import sliced_inference as si
 from sliced_inference.evaluation import list_comparisons, load_comparison
 from sliced_inference.evaluation.table import fmt
 from sliced_inference.operators.compare_operator import PANEL_NAME
+from sliced_inference.operators.compare_panel import MODEL_EVALUATION_PANEL
+from sliced_inference.operators.find_settings import SWEEP_PANEL_NAME
 from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
 
 pytestmark = pytest.mark.slow
@@ -58,6 +63,8 @@ SLICED_LABEL = "Run sliced inference"
 PANEL_LABEL = "Sliced vs baseline"
 COMPARE_LABEL = "Compare runs"  # the form's title
 FIELD = "sliced_app"
+SWEEP_URI = "@slicer/sliced-inference/find_slice_settings"
+SWEEP_PANEL_LABEL = "Slice settings"
 NUM_IMAGES = 2
 #: Longest wait for an inference run started in the App (it loads the model
 #: in the server process first; the 2-core CI machines are slow).
@@ -199,6 +206,10 @@ def test_comparison_panel_compares_and_shows_the_runs(
         # The panel reloads itself when the comparison succeeds: no page reload.
         panel.get_by_text("Metrics", exact=True).wait_for(timeout=RUN_TIMEOUT_MS)
         panel.locator(".js-plotly-plot").first.wait_for()
+        # The run streamed its progress in a dialog; it ends with "Done".
+        done = page.get_by_role("button", name="Done", exact=True)
+        done.first.wait_for(timeout=RUN_TIMEOUT_MS)
+        done.first.click()
         save_screenshot(page, artifacts / "05-comparison-panel.png")
 
         app_dataset.reload()  # the App's server process stored the comparison
@@ -216,6 +227,103 @@ def test_comparison_panel_compares_and_shows_the_runs(
             cells = row.first.get_by_role("cell").all_inner_texts()
             assert fmt(run.overall.mAP) in cells, (run.field, cells)
             assert str(run.overall.tp) in cells, (run.field, cells)
+
+
+def test_model_evaluation_opens_in_compare_mode_from_the_panel(
+    page: Any, app_dataset: fo.Dataset, artifacts: Path
+) -> None:
+    """FiftyOne's own panel reads the evaluations compare_runs stored, both at once."""
+    (key,) = list_comparisons(app_dataset)
+    base, other = load_comparison(app_dataset, key).runs
+    with screenshot_on_failure(page, artifacts / "failure-model-evaluation.png"):
+        panel = page.locator(f'[data-cy="panel-content-{PANEL_NAME}"]')
+        label = f"Model Evaluation: {base.field} vs {other.field}"
+        panel.get_by_role("button", name=label).click()
+        evaluation = page.locator(f'[data-cy="panel-content-{MODEL_EVALUATION_PANEL}"]')
+        evaluation.wait_for(timeout=120_000)
+        # Compare mode: both eval keys, and the metrics table of each.
+        for text in (base.eval_key, other.eval_key):
+            evaluation.get_by_text(text, exact=True).first.wait_for(timeout=120_000)
+        evaluation.get_by_text("Precision", exact=False).first.wait_for()
+        save_screenshot(page, artifacts / "06-model-evaluation-compare.png")
+        text = evaluation.inner_text()
+    assert "error" not in text.lower(), text
+    results = app_dataset.load_evaluation_results(other.eval_key)
+    assert results.mAP() == pytest.approx(other.overall.mAP)
+
+
+def test_sweep_runs_delegated_and_its_panel_runs_the_recommendation(
+    page: Any,
+    server: AppServer,
+    app_dataset: fo.Dataset,
+    det_model_path: Path,
+    artifacts: Path,
+) -> None:
+    """find_slice_settings queued and run by the delegated service; the panel shows
+    it, and its button opens the sliced-inference form filled with the recommendation."""
+    operator = foo.get_operator(SWEEP_URI)
+    # Playwright's sync API runs an event loop in this thread, where FiftyOne
+    # returns tasks instead of results: queue and run from a plain thread.
+    queued = _in_thread(
+        operator,
+        app_dataset,
+        str(det_model_path),
+        "ground_truth",
+        delegate=True,
+        num_samples=1,
+        slice_sizes=[320, 640],
+        overlaps=[0.2],
+        full_image_pass="without",
+        merges=["provenance"],
+    )
+    assert queued.delegated
+    (done,) = _in_thread(
+        DelegatedOperationService().execute_queued_operations,
+        operator=SWEEP_URI,
+        dataset_name=app_dataset.name,
+    )
+    assert done.error is None, done.error
+    sweep = si.load_sweep(app_dataset)
+    best = sweep.recommendation.params
+    output = f"sliced_{best['slice_wh']}"
+
+    with screenshot_on_failure(page, artifacts / "failure-sweep.png"):
+        open_dataset(page, server, app_dataset.name, NUM_IMAGES)
+        panel = open_panel(page, SWEEP_PANEL_NAME, SWEEP_PANEL_LABEL)
+        panel.get_by_text("Slice settings sweep", exact=True).wait_for(timeout=120_000)
+        save_screenshot(page, artifacts / "07-sweep-panel.png")
+        text = panel.inner_text()
+        assert "Recommended:" in text and "AP50 against the ground truth" in text
+        rows = panel.get_by_role("row").filter(has_text="provenance")
+        assert rows.count() == len(sweep.points)
+        panel.get_by_role(
+            "button", name="Run the recommended setting on the whole dataset"
+        ).click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_text(SLICED_LABEL, exact=True).first.wait_for()
+        form_input(dialog, "Slice size (px)").wait_for()
+        assert form_input(dialog, "Output field").input_value() == output
+        assert form_input(dialog, "Slice size (px)").input_value() == str(
+            best["slice_wh"]
+        )
+        save_screenshot(page, artifacts / "08-run-recommended-form.png")
+        execute_form(dialog)
+        page.get_by_text(
+            f"{NUM_IMAGES} samples labelled in", exact=False
+        ).first.wait_for(timeout=RUN_TIMEOUT_MS)
+
+    app_dataset.reload()
+    info = si.get_run_info(app_dataset, output)
+    assert info["samples_processed"] == NUM_IMAGES  # the whole dataset
+    settings = info["settings"]
+    assert settings["slice_wh"] == [best["slice_wh"]] * 2
+    assert settings["overlap"] == best["overlap"]
+    assert settings["merge"]["strategy"] == best["merge"]
+
+
+def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def test_every_started_process_is_stopped(page: Any, server: AppServer) -> None:

@@ -110,6 +110,36 @@ def test_case_c_one_object_two_labels() -> None:
         assert sorted(_merge(case_c(), config).labels) == ["car", "truck"]
 
 
+def test_a_short_or_mislabelled_fragment_joins_the_whole_object() -> None:
+    """Models often box less of a cut object than its tile shows, or call half a
+    truck a car: IoU with the whole object (clipped to the tile) stays under 0.5,
+    but the fragment lies inside it."""
+    whole = ([470, 200, 552, 260], 0.80, 1, 1, False)  # a truck seen whole by tile 1
+    for fragment in (
+        ([494, 205, 512, 255], 0.60, 1, 0, True),  # 18 of the 42 px tile 0 shows
+        ([480, 200, 512, 260], 0.70, 0, 0, True),  # the visible part, as a car
+    ):
+        merged = _merge(_preds(fragment, whole))
+        assert merged.boxes.tolist() == [whole[0]] and merged.labels == ["truck"]
+        assert merged.scores.tolist() == pytest.approx([0.80])
+    # Two complete detections are not matched by cover: a small car inside a big
+    # one stays (case B), and so does a fragment that mostly sticks out.
+    outside = ([500, 140, 512, 230], 0.6, 1, 0, True)  # 2/3 of it above the truck
+    assert len(_merge(_preds(outside, whole))) == 2
+
+
+def test_a_fragment_joins_the_cluster_its_match_joined() -> None:
+    """A model may box part of an object at a tile edge as well as the whole of
+    it (NMS keeps both: their IoU is low). The part matches the other tile's
+    view, never its own tile's; it follows that view into its cluster."""
+    whole_1 = ([391, 200, 430, 240], 0.72, 0, 1, False)  # tile 1, 3 px from its edge
+    part_1 = ([389, 202, 405, 225], 0.35, 0, 1, True)  # tile 1, touching the edge
+    whole_0 = ([391, 200, 430, 240], 0.70, 0, 0, False)  # tile 0 sees it whole
+    merged = _merge(_preds(whole_1, part_1, whole_0))
+    assert merged.boxes.tolist() == [whole_1[0]]
+    assert merged.scores.tolist() == pytest.approx([0.72])
+
+
 def test_distinct_classes_stay_apart_below_the_cross_class_threshold() -> None:
     preds = _preds(
         ([440, 300, 500, 340], 0.8, 0, 0, False),

@@ -32,6 +32,7 @@ from workers import start_worker, stop_worker
 import sliced_inference as si
 from sliced_inference.sdk import LabelFieldError, batch_writer, run
 from sliced_inference.slicer import ConfigError, ModelLoadError, load_image
+from sliced_inference.slicer.rasters import open_raster
 from sliced_inference.synthetic import (
     generate_scene,
     load_fiftyone_dataset,
@@ -383,14 +384,14 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
     reference = detection_values(dataset, "reference")
     reads = []
 
-    def failing_load_image(path):
+    def failing_open_raster(path, *args):
         reads.append(path)
         if len(reads) == 4:
             raise RuntimeError("injected failure at sample 4")
-        return load_image(path)
+        return open_raster(path, *args)
 
     monkeypatch.setattr(batch_writer, "WRITE_BATCH_SIZE", 2)
-    monkeypatch.setattr(run, "load_image", failing_load_image)
+    monkeypatch.setattr(run, "open_raster", failing_open_raster)
     with pytest.raises(RuntimeError, match="injected failure"):
         si.apply_sliced_model(dataset, str(det_model_path), "preds")
     partial = detection_values(dataset, "preds")
@@ -401,7 +402,7 @@ def test_exception_mid_run_keeps_finished_samples_and_resume_completes(
     info = si.get_run_info(dataset, "preds")
     assert info["status"] == "failed" and "injected failure" in info["failure"]
 
-    monkeypatch.setattr(run, "load_image", load_image)
+    monkeypatch.setattr(run, "open_raster", open_raster)
     resumed = si.apply_sliced_model(
         dataset, str(det_model_path), "preds", skip_existing=True
     )
@@ -468,7 +469,10 @@ def test_killed_process_leaves_whole_samples_and_resume_matches(
     assert 2 <= len(done) < len(dataset)
     for sample_id in done:
         assert same_detections(killed[sample_id], expected[sample_id])
-    assert si.get_run_info(dataset, "preds")["status"] == "running"  # it never ended
+    # Its process never recorded the end; no live process holds the field.
+    killed_info = si.get_run_info(dataset, "preds")
+    assert killed_info["status"] == "interrupted"
+    assert "stopped without finishing" in killed_info["failure"]
 
     resumed = si.apply_sliced_model(
         dataset, str(det_model_path), "preds", skip_existing=True
@@ -477,7 +481,13 @@ def test_killed_process_leaves_whole_samples_and_resume_matches(
     final = detection_values(dataset, "preds")
     for sample_id, dets in expected.items():
         assert same_detections(final[sample_id], dets)
-    assert si.get_run_info(dataset, "preds")["status"] == "completed"
+    info = si.get_run_info(dataset, "preds")
+    assert info["status"] == "completed" and len(info["run_ids"]) == 2
+    assert info["samples_processed"] == len(dataset)
+    # The resume took over the dead process's claim and said what happened to it.
+    killed_run, resume = si.get_run_history(dataset, "preds")
+    assert killed_run["status"] == "interrupted" and "stopped" in killed_run["failure"]
+    assert resume["samples_processed"] == len(dataset) - len(done)
 
 
 # -------------------------------------------------------------------- concurrency

@@ -10,12 +10,15 @@ import pytest
 
 from sliced_inference.synthetic import (
     CLASSES,
+    ORIENTED_CLASSES,
     coco_rle,
     decode_coco_rle,
     draw_sprite,
+    generate_oriented_scene,
     generate_scene,
     scene_size,
     write_dataset,
+    write_oriented_dataset,
 )
 from sliced_inference.synthetic.cli import main as cli_main
 
@@ -207,3 +210,48 @@ def test_load_fiftyone_dataset(tmp_path: Path) -> None:
             load_fiftyone_dataset(tmp_path, name="synthetic-test")
     finally:
         dataset.delete()
+
+
+# --- rotated objects (oriented scenes) --------------------------------------------
+
+
+def test_oriented_scenes_are_deterministic_and_objects_lie_apart_inside() -> None:
+    from shapely.geometry import Polygon
+
+    a = generate_oriented_scene(7, 1400, 1000)
+    b = generate_oriented_scene(7, 1400, 1000)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.rboxes, b.rboxes)
+    assert not np.array_equal(a.image, generate_oriented_scene(8, 1400, 1000).image)
+    corners = a.polygons
+    assert corners.min() >= 1 and (corners.max(axis=(0, 1)) <= [1399, 999]).all()
+    polygons = [Polygon(c) for c in corners]
+    for i, p in enumerate(polygons):  # refused placements: no two objects touch
+        assert not any(p.intersects(q) for q in polygons[i + 1 :])
+    assert set(a.labels) == set(ORIENTED_CLASSES)
+    aspect = a.rboxes[:, 2] / a.rboxes[:, 3]
+    assert aspect.min() >= 1.0 and np.median(aspect) > 2
+    assert (a.areas < 32**2).mean() > 0.8  # mostly small objects
+
+
+def test_oriented_objects_are_drawn_where_their_boxes_say(tmp_path: Path) -> None:
+    scene = generate_oriented_scene(3, 900, 700)
+    for rbox in scene.rboxes[:20]:
+        cx, cy, length, wide, angle = rbox
+        inside = np.array([cx, cy]) + 0.3 * length * np.array(
+            [np.cos(angle), np.sin(angle)]
+        )
+        outside = np.array([cx, cy]) + (0.5 * wide + 3) * np.array(
+            [-np.sin(angle), np.cos(angle)]
+        )
+        ix, iy = (int(v) for v in inside)
+        ox, oy = (int(v) for v in outside)
+        colour_gap = np.abs(
+            scene.image[iy, ix].astype(int) - scene.image[oy, ox].astype(int)
+        ).sum()
+        assert colour_gap > 40, rbox
+    path = write_oriented_dataset(tmp_path, 1, 3, min_width=640, max_width=640)
+    record = json.loads(path.read_text())
+    assert record["classes"] == list(ORIENTED_CLASSES)
+    assert {a["label"] for a in record["annotations"]} <= set(ORIENTED_CLASSES)
+    assert cli_main([str(tmp_path / "cli"), "-n", "1", "--oriented"]) == 0
+    assert (tmp_path / "cli" / "oriented.json").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sliced_inference.slicer import ConfigError, tile_boxes
-from sliced_inference.slicer.tiles import overlap_pixels
+from sliced_inference.slicer.tiles import crosses_seam, overlap_pixels, seam_lines
 
 IMAGE_SIZES = [
     (1, 1),
@@ -114,3 +114,50 @@ def test_image_smaller_than_a_tile_is_one_tile() -> None:
 def test_bad_settings_raise_a_clear_error(slice_wh, overlap, message) -> None:
     with pytest.raises(ConfigError, match=message):
         tile_boxes((1000, 1000), slice_wh, overlap)
+
+
+# --- seams: which boxes cross an interior tile edge -------------------------------
+
+# A hand-made 2 x 2 grid on a 1000 x 800 image: x 0-600 and 400-1000, y 0-500 and
+# 300-800. Interior edges: x = 400 and 600, y = 300 and 500.
+GRID_WH = (1000, 800)
+GRID = np.array(
+    [[0, 0, 600, 500], [400, 0, 1000, 500], [0, 300, 600, 800], [400, 300, 1000, 800]]
+)
+
+
+def _on_seam(*boxes, margin: float = 0.0) -> list[bool]:
+    return crosses_seam(np.array(boxes, float), GRID, GRID_WH, margin).tolist()
+
+
+def test_the_hand_made_grid_is_the_engines() -> None:
+    assert tile_boxes(GRID_WH, (600, 500), (200, 200)).tolist() == GRID.tolist()
+    assert seam_lines(GRID, GRID_WH) == ([400, 600], [300, 500])
+
+
+def test_an_object_across_one_edge_is_on_a_seam() -> None:
+    assert _on_seam([590, 100, 610, 120]) == [True]  # across x = 600
+    assert _on_seam([100, 290, 120, 310]) == [True]  # across y = 300
+    assert _on_seam([100, 100, 120, 120]) == [False]  # inside one tile only
+    assert _on_seam([450, 100, 550, 120]) == [False]  # inside the shared band
+
+
+def test_an_object_across_a_corner_is_on_a_seam() -> None:
+    assert _on_seam([590, 490, 610, 510]) == [True]  # where x = 600 meets y = 500
+    assert _on_seam([390, 290, 410, 310]) == [True]
+
+
+def test_an_object_exactly_on_an_edge_does_not_cross_it() -> None:
+    # x1 is exclusive: [580, 600) ends on the edge x = 600, wholly in tile 0.
+    assert _on_seam([580, 100, 600, 120], [600, 100, 620, 120]) == [False, False]
+    assert _on_seam([100, 480, 120, 500]) == [False]
+    # One pixel further and it crosses.
+    assert _on_seam([580, 100, 601, 120]) == [True]
+    # A detection cut at the edge touches it: it counts with a margin.
+    assert _on_seam([580, 100, 600, 120], margin=2.0) == [True]
+
+
+def test_the_image_border_is_not_a_seam() -> None:
+    assert _on_seam([-5, 100, 10, 120], [990, 790, 1005, 805]) == [False, False]
+    single = tile_boxes((500, 400), 640, 0.2)  # one tile: no seams at all
+    assert not crosses_seam(np.array([[0, 0, 500, 400.0]]), single, (500, 400)).any()

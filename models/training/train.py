@@ -26,6 +26,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,35 @@ def _polygon(mask: np.ndarray) -> np.ndarray | None:
     return pts
 
 
+def scene_tiles(
+    generate: Any,
+    num_scenes: int,
+    seed: int,
+    tile: int,
+    size_range: tuple[int, int],
+    density: float,
+) -> Iterator[tuple[int, Any, tuple[int, int, int, int], np.random.Generator]]:
+    """Generates scenes and yields ``(scene index, scene, tile box, rng)`` per tile.
+
+    Tiles lie on a grid with a random offset per scene, so tile edges fall
+    anywhere on objects; tiles less than half the size (at the borders) are
+    left out. ``rng`` is the scene's generator, for per-tile choices.
+    """
+    synthetic = _synthetic()
+    for i in range(num_scenes):
+        s = synthetic.image_seed(seed, i)
+        rng = np.random.default_rng(s)
+        width, height = synthetic.scene_size(rng, *size_range)
+        scene = generate(s, width, height, density=density)
+        ox, oy = (int(v) for v in rng.integers(0, tile, size=2))
+        for y0 in range(oy % tile - tile if oy else 0, height, tile):
+            for x0 in range(ox % tile - tile if ox else 0, width, tile):
+                tx0, ty0 = max(x0, 0), max(y0, 0)
+                tx1, ty1 = min(x0 + tile, width), min(y0 + tile, height)
+                if tx1 - tx0 >= tile // 2 and ty1 - ty0 >= tile // 2:
+                    yield i, scene, (tx0, ty0, tx1, ty1), rng
+
+
 def write_tiles(
     root: Path,
     split: str,
@@ -137,44 +167,49 @@ def write_tiles(
     for d in (det_img, det_lbl, seg_img, seg_lbl):
         d.mkdir(parents=True, exist_ok=True)
     n_tiles = n_objects = 0
-    for i in range(num_scenes):
-        s = synthetic.image_seed(seed, i)
-        rng = np.random.default_rng(s)
-        width, height = synthetic.scene_size(rng, *size_range)
-        scene = synthetic.generate_scene(s, width, height, density=density)
-        # A random grid offset per scene, so tile edges fall anywhere on objects.
-        ox, oy = (int(v) for v in rng.integers(0, tile, size=2))
-        for y0 in range(oy % tile - tile if oy else 0, height, tile):
-            for x0 in range(ox % tile - tile if ox else 0, width, tile):
-                tx0, ty0 = max(x0, 0), max(y0, 0)
-                tx1, ty1 = min(x0 + tile, width), min(y0 + tile, height)
-                if tx1 - tx0 < tile // 2 or ty1 - ty0 < tile // 2:
-                    continue
-                crop = scene.image[ty0:ty1, tx0:tx1]
-                objs = tile_labels(scene, tx0, ty0, tx1, ty1)
-                if not objs and rng.random() > 0.15:
-                    continue  # keep some empty tiles as negatives, not all
-                name = f"{split}_{i:03d}_{tx0:05d}_{ty0:05d}"
-                cv2.imwrite(str(det_img / f"{name}.png"), crop[..., ::-1])
-                os.link(det_img / f"{name}.png", seg_img / f"{name}.png")
-                tw, th = tx1 - tx0, ty1 - ty0
-                det_lines, seg_lines = [], []
-                for cid, box, mask in objs:
-                    cx, cy = (box[0] + box[2]) / 2 / tw, (box[1] + box[3]) / 2 / th
-                    bw, bh = (box[2] - box[0]) / tw, (box[3] - box[1]) / th
-                    det_lines.append(f"{cid} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
-                    poly = _polygon(mask)
-                    if poly is not None:
-                        poly = (poly + box[:2]) / [tw, th]
-                        coords = " ".join(
-                            f"{v:.6f}" for v in np.clip(poly, 0, 1).ravel()
-                        )
-                        seg_lines.append(f"{cid} {coords}")
-                (det_lbl / f"{name}.txt").write_text("\n".join(det_lines))
-                (seg_lbl / f"{name}.txt").write_text("\n".join(seg_lines))
-                n_tiles += 1
-                n_objects += len(objs)
+    for i, scene, (tx0, ty0, tx1, ty1), rng in scene_tiles(
+        synthetic.generate_scene, num_scenes, seed, tile, size_range, density
+    ):
+        crop = scene.image[ty0:ty1, tx0:tx1]
+        objs = tile_labels(scene, tx0, ty0, tx1, ty1)
+        if not objs and rng.random() > 0.15:
+            continue  # keep some empty tiles as negatives, not all
+        name = f"{split}_{i:03d}_{tx0:05d}_{ty0:05d}"
+        cv2.imwrite(str(det_img / f"{name}.png"), crop[..., ::-1])
+        os.link(det_img / f"{name}.png", seg_img / f"{name}.png")
+        tw, th = tx1 - tx0, ty1 - ty0
+        det_lines, seg_lines = [], []
+        for cid, box, mask in objs:
+            cx, cy = (box[0] + box[2]) / 2 / tw, (box[1] + box[3]) / 2 / th
+            bw, bh = (box[2] - box[0]) / tw, (box[3] - box[1]) / th
+            det_lines.append(f"{cid} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
+            poly = _polygon(mask)
+            if poly is not None:
+                poly = (poly + box[:2]) / [tw, th]
+                coords = " ".join(f"{v:.6f}" for v in np.clip(poly, 0, 1).ravel())
+                seg_lines.append(f"{cid} {coords}")
+        (det_lbl / f"{name}.txt").write_text("\n".join(det_lines))
+        (seg_lbl / f"{name}.txt").write_text("\n".join(seg_lines))
+        n_tiles += 1
+        n_objects += len(objs)
     return {"scenes": num_scenes, "tiles": n_tiles, "objects": n_objects}
+
+
+def write_splits(
+    root: Path,
+    args: argparse.Namespace,
+    write: Callable[..., dict[str, int]],
+    seeds: tuple[int, int],
+) -> dict[str, dict[str, int]]:
+    """Runs a tile writer (``write_tiles`` or alike) on the training and validation scenes."""
+    sizes = (args.min_width, args.max_width)
+    return {
+        split: write(root, split, scenes, seed, args.tile, sizes, args.density)
+        for split, scenes, seed in (
+            ("train", args.train_scenes, seeds[0]),
+            ("val", args.val_scenes, seeds[1]),
+        )
+    }
 
 
 def make_data(work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -183,14 +218,7 @@ def make_data(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     if (work / "data").exists():
         shutil.rmtree(work / "data")
     root = work / "data"
-    sizes = (args.min_width, args.max_width)
-    stats = {
-        split: write_tiles(root, split, scenes, seed, args.tile, sizes, args.density)
-        for split, scenes, seed in (
-            ("train", args.train_scenes, TRAIN_SEED),
-            ("val", args.val_scenes, VAL_SEED),
-        )
-    }
+    stats = write_splits(root, args, write_tiles, (TRAIN_SEED, VAL_SEED))
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(synthetic.CLASSES))
     for task in ("det", "seg"):
         (root / f"{task}.yaml").write_text(
@@ -199,17 +227,12 @@ def make_data(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     return stats
 
 
-def train(task: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """Trains one model from scratch; returns its settings, metrics and wall time."""
-    import torch
-    from ultralytics import YOLO
-    from ultralytics.utils.torch_utils import strip_optimizer
-
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+def yolo_settings(
+    data: Path, args: argparse.Namespace, work: Path, name: str
+) -> dict[str, Any]:
+    """Ultralytics training settings shared by every bundled YOLO model."""
     settings = {
-        "data": str(work / "data" / f"{task}.yaml"),
+        "data": str(data),
         "epochs": args.epochs,
         "imgsz": args.tile,
         "batch": args.batch,
@@ -237,26 +260,40 @@ def train(task: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "max_det": 500,
         "patience": 0,
         "project": str(work / "runs"),
-        "name": task,
+        "name": name,
         "exist_ok": True,
         "verbose": False,
     }
     if args.time_hours:
         settings["time"] = args.time_hours
-    model = YOLO(ARCHITECTURES[task])
+    return settings
+
+
+def fit_and_ship(
+    architecture: str, settings: dict[str, Any], out: Path
+) -> dict[str, Any]:
+    """Trains ``architecture`` from scratch with ``settings`` and copies the stripped
+    weights to ``out``; returns the training record."""
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    random.seed(settings["seed"])
+    np.random.seed(settings["seed"])
+    torch.manual_seed(settings["seed"])
+    model = YOLO(architecture)
     start = time.perf_counter()
     model.train(**settings)
     wall = time.perf_counter() - start
-    run_dir = work / "runs" / task / "weights"
+    run_dir = Path(settings["project"]) / settings["name"] / "weights"
     best = (
         run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "last.pt"
     )
-    out = MODELS_DIR / OUTPUTS[task]
     shutil.copyfile(best, out)
     strip_optimizer(str(out))  # weights only, half precision
     metrics = {k: round(float(v), 4) for k, v in model.trainer.metrics.items()}
     return {
-        "architecture": ARCHITECTURES[task],
+        "architecture": architecture,
         "settings": {
             k: v for k, v in settings.items() if k not in ("project", "exist_ok")
         },
@@ -268,13 +305,20 @@ def train(task: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of this script."""
+def train(task: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Trains one model from scratch; returns its settings, metrics and wall time."""
+    settings = yolo_settings(work / "data" / f"{task}.yaml", args, work, task)
+    return fit_and_ship(ARCHITECTURES[task], settings, MODELS_DIR / OUTPUTS[task])
+
+
+def build_parser(with_task: bool = True) -> argparse.ArgumentParser:
+    """The command line of this script (``train_obb.py`` shares it without ``--task``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--work", type=Path, default=Path("/tmp/si-train"), help="scratch folder"
     )
-    p.add_argument("--task", choices=("det", "seg", "both"), default="both")
+    if with_task:
+        p.add_argument("--task", choices=("det", "seg", "both"), default="both")
     p.add_argument("--train-scenes", type=int, default=24)
     p.add_argument("--val-scenes", type=int, default=2)
     p.add_argument("--min-width", type=int, default=1600)
@@ -298,6 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def environment() -> dict[str, Any]:
+    """Versions and CPU threads, for the training record."""
+    import torch
+    import ultralytics
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Generates data, trains the requested models, writes ``training.json``."""
     args = build_parser().parse_args(argv)
@@ -318,16 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "tile": args.tile,
         "density": args.density,
     }
-    import torch
-    import ultralytics
-
-    record["environment"] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ultralytics": ultralytics.__version__,
-        "cpu_threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-    }
+    record["environment"] = environment()
     command = " ".join(
         ["models/training/train.py", *(argv if argv is not None else sys.argv[1:])]
     )

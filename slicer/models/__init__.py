@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
-from .base import BatchedTileModel, Runtime, TileModel, input_scale, select_device
+from .base import (
+    BatchedTileModel,
+    Runtime,
+    TileModel,
+    input_scale,
+    is_rotated,
+    select_device,
+)
 from .callable_model import CallableModel, predictions_from_output
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "Runtime",
     "TileModel",
     "input_scale",
+    "is_rotated",
     "load_model",
     "select_device",
     "predictions_from_output",
@@ -31,6 +39,7 @@ def load_model(
     device: str | None = None,
     half: bool = False,
     trust_remote_code: bool = False,
+    allow_unsafe_pickle: bool = False,
     token: str | None = None,
 ) -> TileModel:
     """Turns what the user has into a ``TileModel``.
@@ -38,8 +47,8 @@ def load_model(
     Args:
         model: any of
             - a ``TileModel`` (returned as is);
-            - an Ultralytics ``.pt``/``.yaml``/... path or a ``YOLO`` object
-              (loading a ``.pt`` unpickles it: only load weights you trust);
+            - an Ultralytics ``.pt``/``.yaml``/... path (loaded safely, see
+              ``load_yolo``) or a ``YOLO`` object;
             - a Transformers local directory or hub id, a ``(model, processor)``
               pair;
             - a callable ``tile -> detections`` (see ``CallableModel``).
@@ -47,6 +56,8 @@ def load_model(
         half: float16 inference (GPU only).
         trust_remote_code: let Transformers run a repository's own code (off
             unless you turn it on).
+        allow_unsafe_pickle: fully unpickle Ultralytics ``.pt`` files that
+            safe loading refuses (runs any code they hold: trusted files only).
         token: Hugging Face token for private hub models (else ``HF_TOKEN``).
 
     Example::
@@ -58,7 +69,9 @@ def load_model(
     if isinstance(model, TileModel):
         return model
     if isinstance(model, (str, Path)):
-        return _load_path(model, device, half, trust_remote_code, token)
+        return _load_path(
+            model, device, half, trust_remote_code, allow_unsafe_pickle, token
+        )
     if _is_yolo(model):
         from .ultralytics import UltralyticsModel
 
@@ -80,6 +93,7 @@ def _load_path(
     device: str | None,
     half: bool,
     trust_remote_code: bool,
+    allow_unsafe_pickle: bool,
     token: str | None,
 ) -> TileModel:
     from .ultralytics import ULTRALYTICS_SUFFIXES
@@ -90,7 +104,8 @@ def _load_path(
     if path.suffix.lower() in ULTRALYTICS_SUFFIXES:
         from .ultralytics import UltralyticsModel, load_yolo
 
-        return UltralyticsModel(load_yolo(path), device=device, half=half)
+        yolo = load_yolo(path, allow_unsafe_pickle=allow_unsafe_pickle)
+        return UltralyticsModel(yolo, device=device, half=half)
     if path.is_dir() or (not path.exists() and str(spec).count("/") == 1):
         from .transformers import TransformersModel, load_transformers
 

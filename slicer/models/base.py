@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from ..errors import ConfigError
 from ..predictions import Predictions
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @runtime_checkable
@@ -27,6 +32,9 @@ class TileModel(Protocol):
       given (the size the model was trained at), or ``None`` when the model
       sizes its own input;
     - ``segments``: whether predictions carry instance masks;
+    - ``rotated`` (optional, ``False`` when absent): whether predictions
+      carry rotated boxes (``Predictions.rboxes``, oriented-box models); read
+      with ``is_rotated``;
     - ``predict_tiles``; and, when the adapter also implements
       ``BatchedTileModel``, ``predict_batches``, which gets every batch of an
       image at once (to overlap them, e.g. two streams on a CPU);
@@ -157,6 +165,17 @@ def torch_runtime(
     return Runtime({"device": device, "half": runs_half}, reasons)
 
 
+def is_rotated(model: TileModel) -> bool:
+    """Whether ``model`` predicts rotated boxes (its optional ``rotated`` flag).
+
+    Example::
+
+        >>> is_rotated(object())
+        False
+    """
+    return bool(getattr(model, "rotated", False))
+
+
 def select_device(device: str | None = None) -> str:
     """The torch device to run on: ``device`` if given, else cuda, mps or cpu.
 
@@ -190,3 +209,21 @@ def input_scale(tile_hw: tuple[int, int], imgsz: int | None) -> float:
     if imgsz <= 0:
         raise ConfigError(f"imgsz must be positive, got {imgsz}")
     return imgsz / max(tile_hw)
+
+
+def bounded_map(
+    pool: Executor, fn: Callable[[T], R], items: Iterable[T], ahead: int
+) -> Iterator[R]:
+    """``pool.map(fn, items)`` in order, pulling at most ``ahead`` items before their results.
+
+    ``Executor.map`` takes its whole input at once; the input here is an
+    image's tiles read from a file as they are asked for, which must not all
+    be in memory together.
+    """
+    pending: deque[Any] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

@@ -27,13 +27,17 @@ class CallableModel:
     ``fn`` may return our ``Predictions``, a ``supervision.Detections`` (or any
     object with ``xyxy``, ``confidence``, ``class_id`` and optional full-tile
     ``mask``), or a mapping with ``boxes`` (xyxy), ``scores``, ``labels`` and
-    optional full-tile ``masks``, all in tile pixels.
+    optional full-tile ``masks``, all in tile pixels. An oriented-box callback
+    returns ``rboxes`` (``(N, 5)`` ``cx, cy, w, h, angle``) instead of
+    ``boxes`` (or rotated ``Predictions``), and is wrapped with ``rotated=True``
+    so runs write ``Polylines``.
 
     Args:
         fn: the callback.
         class_names: id -> label; names found in the outputs are added.
         channels: ``"rgb"`` (default) or ``"bgr"`` for callbacks written for
             OpenCV images (``cv2.imread`` order), like the supervision guide's.
+        rotated: ``fn`` returns rotated boxes.
 
     Example::
 
@@ -50,6 +54,7 @@ class CallableModel:
         *,
         class_names: Mapping[int, str] | None = None,
         channels: str = "rgb",
+        rotated: bool = False,
     ) -> None:
         if channels not in ("rgb", "bgr"):
             raise ConfigError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
@@ -60,6 +65,7 @@ class CallableModel:
         self.default_imgsz = None
         self.segments = False
         self.runtime = _CALLABLE_RUNTIME
+        self.rotated = rotated
 
     def predict_tiles(
         self,
@@ -103,6 +109,8 @@ def predictions_from_output(
             strict=False,
         ):
             names.setdefault(int(cid), str(name))
+    elif isinstance(output, Mapping) and "rboxes" in output:
+        return _rotated_from_mapping(output, tile_hw, names)
     elif isinstance(output, Mapping):
         boxes, scores = output.get("boxes"), output.get("scores")
         class_ids, full_masks = output.get("labels"), output.get("masks")
@@ -123,6 +131,21 @@ def predictions_from_output(
             _numpy(full_masks, bool), boxes, tile_hw
         )
     return preds
+
+
+def _rotated_from_mapping(
+    output: Mapping, tile_hw: tuple[int, int], names: dict[int, str]
+) -> Predictions:
+    rboxes = _numpy(output["rboxes"], np.float64).reshape(-1, 5)
+    n = len(rboxes)
+    scores, class_ids = output.get("scores"), output.get("labels")
+    return Predictions.from_rotated(
+        rboxes,
+        np.ones(n, np.float32) if scores is None else _numpy(scores, np.float32),
+        np.zeros(n, np.int64) if class_ids is None else _numpy(class_ids, np.int64),
+        names,
+        clip_wh=(tile_hw[1], tile_hw[0]),
+    )
 
 
 def crop_full_masks(

@@ -1,15 +1,19 @@
-"""Ultralytics YOLO detection and segmentation behind the ``TileModel`` protocol.
+"""Ultralytics YOLO detection, segmentation and oriented boxes behind the ``TileModel`` protocol.
 
-Standard YOLO detect/segment networks run through our own batch pipeline
+Standard YOLO detect/segment/OBB networks run through our own batch pipeline
 (stack same-shaped tiles, pad to the stride, one forward, Ultralytics' NMS,
-masks decoded only inside each box): no per-image letterboxing, no
-``Results`` objects, and a tile's detections never depend on its batch.
-Other Ultralytics models (RT-DETR, ...) go through ``YOLO.predict``.
+masks decoded only inside each box, rotated boxes with Ultralytics' rotated
+NMS): no per-image letterboxing, no ``Results`` objects, and a tile's
+detections never depend on its batch. Other Ultralytics models (RT-DETR,
+exported files, ...) go through ``YOLO.predict``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -21,8 +25,10 @@ import numpy as np
 
 from ..errors import ModelLoadError
 from ..predictions import Predictions
-from .base import input_scale, select_device, torch_runtime
+from .base import bounded_map, input_scale, select_device, torch_runtime
 
+#: Batches read ahead of the forward passes (two run at once on a CPU).
+MAX_BATCHES_AHEAD = 3
 #: Suffixes Ultralytics loads (weights, architectures, exported models).
 ULTRALYTICS_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".torchscript", ".engine")
 
@@ -31,10 +37,29 @@ _PAD_VALUE = (
 )
 
 
-def load_yolo(path: str | Path) -> Any:
+def load_yolo(path: str | Path, *, allow_unsafe_pickle: bool = False) -> Any:
     """Loads ``ultralytics.YOLO`` from a local file, with errors that say what went wrong.
 
-    Loading a ``.pt`` file unpickles it: only load weights you trust.
+    Safe by default: a ``.pt`` file is read with ``torch.load(weights_only=True)``
+    against Ultralytics' allow-list of its own model classes (Ultralytics'
+    ``ULTRALYTICS_SAFE_LOAD`` mode, here for this load only), and a model YAML
+    is built without ``eval``, so a crafted file cannot run code. Official and
+    self-trained Ultralytics checkpoints load this way.
+
+    Args:
+        path: a local ``.pt`` / ``.yaml`` / exported model file.
+        allow_unsafe_pickle: fully unpickle the file (legacy checkpoints that
+            hold other Python objects). Unpickling runs any code the file
+            holds: only for files you trust.
+
+    Raises:
+        ModelLoadError: no such file, not an Ultralytics model, or (safe
+            loading) the file references Python objects outside the allow-list.
+
+    Example::
+
+        >>> load_yolo("models/small-objects-det.pt").task
+        'detect'
     """
     from ultralytics import YOLO
 
@@ -43,14 +68,72 @@ def load_yolo(path: str | Path) -> Any:
     if not local and path.parent != Path("."):
         raise ModelLoadError(f"model file not found: {path}")
     try:
-        return YOLO(str(path))
+        with _ultralytics_loading(safe=not allow_unsafe_pickle):
+            return YOLO(str(path))
+    except ModelLoadError:
+        raise
     except Exception as error:
         if not local:
             raise ModelLoadError(
                 f"could not load {str(path)!r}: it is not a local file, and Ultralytics "
                 f"could not download it (no network here?): {error}"
             ) from error
+        refused = _refused_global(error)
+        if refused:
+            raise ModelLoadError(
+                f"{path} was not loaded: safe loading refused it because it "
+                f"references {refused}, which is not part of an Ultralytics model. "
+                "Fully unpickling it would run whatever code it holds. If you "
+                "trust this file (e.g. a legacy checkpoint), pass "
+                "allow_unsafe_pickle=True (SDK) or set the plugin setting "
+                "allow_unsafe_pickle (App)."
+            ) from error
         raise ModelLoadError(f"{path} is not an Ultralytics model: {error}") from error
+
+
+@contextlib.contextmanager
+def _ultralytics_loading(*, safe: bool) -> Iterator[None]:
+    """Ultralytics' safe (``weights_only``) loading on or off for one load.
+
+    ``ULTRALYTICS_SAFE_LOAD=1`` in the environment keeps it on even for
+    ``safe=False``: an administrator's switch wins over a caller's opt-in.
+    """
+    import torch
+    from ultralytics.nn import tasks
+    from ultralytics.utils import SAFE_LOAD as SAFE_LOAD_FROM_ENV
+
+    safe_load = getattr(tasks, "_SafeLoad", None)
+    if safe_load is None or not safe_load.SUPPORTED:
+        if safe:
+            raise ModelLoadError(
+                "safe loading of .pt files needs ultralytics with ULTRALYTICS_SAFE_LOAD "
+                f"support and torch >= 2.6 (found torch {torch.__version__}): upgrade "
+                "them, or pass allow_unsafe_pickle=True for files you trust"
+            )
+        yield
+        return
+    # One Ultralytics load at a time: the switch is a module global of
+    # ultralytics. The lock lives there too, so that every copy of this module
+    # (the SDK's and the one FiftyOne imports as a plugin) shares it.
+    lock = tasks.__dict__.setdefault("_sliced_inference_load_lock", threading.Lock())
+    with lock:
+        before = tasks.SAFE_LOAD
+        tasks.SAFE_LOAD = safe or SAFE_LOAD_FROM_ENV
+        try:
+            yield
+        finally:
+            tasks.SAFE_LOAD = before
+
+
+def _refused_global(error: BaseException) -> str | None:
+    """The Python global that ``weights_only`` unpickling refused, if that is what failed."""
+    seen: BaseException | None = error
+    while seen is not None:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(seen))
+        if found:
+            return found.group(1)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class UltralyticsModel:
@@ -61,7 +144,10 @@ class UltralyticsModel:
         device: torch device; ``None`` picks cuda, mps or cpu.
         half: run in float16 (GPU only).
         iou: IoU of the model's own per-tile NMS.
-        max_det: most detections per tile.
+        max_det: most detections per input of the size the model was trained
+            at; a larger input (a whole image at native resolution) keeps
+            proportionally more, so a whole-image run is not capped where the
+            same image in tiles is not.
         parallel: on a CPU, run two batches at once on half the cores each
             (see ``predict_batches``).
 
@@ -84,9 +170,10 @@ class UltralyticsModel:
         max_det: int = 300,
         parallel: bool = True,
     ) -> None:
-        if yolo.task not in ("detect", "segment"):
+        if yolo.task not in ("detect", "segment", "obb"):
             raise ModelLoadError(
-                f"Ultralytics task {yolo.task!r} is not supported; use a detect or segment model"
+                f"Ultralytics task {yolo.task!r} is not supported; use a detect, "
+                "segment or obb model"
             )
         self.yolo = yolo
         self.device = select_device(device)
@@ -95,6 +182,7 @@ class UltralyticsModel:
         self.iou = iou
         self.max_det = max_det
         self.segments = yolo.task == "segment"
+        self.rotated = yolo.task == "obb"
         self.class_names = {int(k): str(v) for k, v in yolo.names.items()}
         self.default_imgsz = _trained_imgsz(yolo)
         self._net = self._prepare_network()
@@ -104,10 +192,10 @@ class UltralyticsModel:
 
     def _prepare_network(self) -> Any | None:
         """The fused torch network for the fast path, or None to use ``YOLO.predict``."""
-        from ultralytics.nn.tasks import DetectionModel, SegmentationModel
+        from ultralytics.nn.tasks import DetectionModel, OBBModel, SegmentationModel
 
         net = self.yolo.model
-        if type(net) not in (DetectionModel, SegmentationModel):
+        if type(net) not in (DetectionModel, SegmentationModel, OBBModel):
             return None
         import torch
 
@@ -135,6 +223,10 @@ class UltralyticsModel:
         tile_h, tile_w = tiles[0].shape[:2]
         x, scale = self.prepare_batch(tiles, imgsz)
         output = self.forward(x)
+        if self.rotated:
+            return self._rotated_predictions(
+                output, confidence, scale, (tile_h, tile_w)
+            )
         if self.segments:
             # Mirrors SegmentationPredictor: protos sit in a nested tuple for
             # PyTorch models and beside the boxes otherwise.
@@ -144,7 +236,7 @@ class UltralyticsModel:
             output,
             confidence,
             self.iou,
-            max_det=self.max_det,
+            max_det=self.max_detections(x.shape[2:]),
             nc=len(self.class_names) if self.segments else 0,
             end2end=bool(getattr(self._net, "end2end", False)),
         )
@@ -158,6 +250,18 @@ class UltralyticsModel:
                 self._to_predictions(det, proto, scale, (tile_h, tile_w), x.shape[2:])
             )
         return results
+
+    def max_detections(self, input_hw: tuple[int, int]) -> int:
+        """Most detections kept for one input of ``input_hw`` pixels.
+
+        ``max_det`` per trained input area: a 2400x1800 image at native
+        resolution holds as many objects as the 40 tiles of 320 px that cover
+        it, and Ultralytics' fixed 300 per image would cut it short.
+        """
+        trained = float(self.default_imgsz) ** 2
+        return max(
+            self.max_det, math.ceil(self.max_det * input_hw[0] * input_hw[1] / trained)
+        )
 
     def predict_batches(
         self,
@@ -185,7 +289,7 @@ class UltralyticsModel:
         if pool is None:
             yield from map(fn, items)
         else:
-            yield from pool.map(fn, items)
+            yield from bounded_map(pool, fn, items, MAX_BATCHES_AHEAD)
 
     def __getstate__(self) -> dict[str, Any]:
         # A thread pool cannot be copied or pickled; a copy makes its own.
@@ -275,23 +379,57 @@ class UltralyticsModel:
         preds.masks, preds.mask_boxes = masks, mask_boxes.reshape(-1, 4)
         return preds.select(nonempty)
 
+    def _rotated_predictions(
+        self, output: Any, confidence: float, scale: float, tile_hw: tuple[int, int]
+    ) -> list[Predictions]:
+        """Rotated boxes from an OBB network's output, like Ultralytics' ``OBBPredictor``."""
+        from ultralytics.utils.nms import non_max_suppression
+
+        detections = non_max_suppression(
+            output,
+            confidence,
+            self.iou,
+            max_det=self.max_det,
+            nc=len(self.class_names),
+            rotated=True,
+            end2end=bool(getattr(self._net, "end2end", False)),
+        )
+        return [
+            rotated_tile_predictions(
+                det.float().cpu().numpy(), scale, tile_hw, self.class_names
+            )
+            for det in detections
+        ]
+
     def _predict_with_ultralytics(
         self, tiles: Sequence[np.ndarray], imgsz: int | None, confidence: float
     ) -> list[Predictions]:
         """Fallback for networks our pipeline does not know (boxes only)."""
         tile_h, tile_w = tiles[0].shape[:2]
+        size = imgsz or max(tile_h, tile_w)
         results = self.yolo.predict(
             [
                 np.ascontiguousarray(t[..., ::-1]) for t in tiles
             ],  # YOLO.predict wants BGR
-            imgsz=imgsz or max(tile_h, tile_w),
+            imgsz=size,
             conf=confidence,
             iou=self.iou,
-            max_det=self.max_det,
+            max_det=self.max_detections((size, size)),
             device=self.device,
             half=self.half,
             verbose=False,
         )
+        if self.rotated:
+            return [
+                Predictions.from_rotated(
+                    r.obb.xywhr.cpu().numpy(),
+                    r.obb.conf.cpu().numpy(),
+                    r.obb.cls.cpu().numpy().astype(np.int64),
+                    self.class_names,
+                    clip_wh=(tile_w, tile_h),
+                )
+                for r in results
+            ]
         return [
             Predictions(
                 r.boxes.xyxy.cpu().numpy(),
@@ -301,6 +439,32 @@ class UltralyticsModel:
             )
             for r in results
         ]
+
+
+def rotated_tile_predictions(
+    det: np.ndarray,
+    scale: float,
+    tile_hw: tuple[int, int],
+    class_names: dict[int, str],
+) -> Predictions:
+    """Rotated NMS output ``(N, 7)`` (``cx, cy, w, h, conf, cls, angle`` in input
+    pixels) -> ``Predictions`` in tile pixels, envelopes clipped to the tile.
+
+    Boxes whose envelope lies wholly in the stride padding are dropped.
+
+    Example::
+
+        >>> det = np.array([[20, 10, 8, 4, 0.9, 1, 0.3]], np.float32)
+        >>> rotated_tile_predictions(det, 2.0, (64, 64), {1: "ship"}).rboxes.round(2).tolist()
+        [[10.0, 5.0, 4.0, 2.0, 0.3]]
+    """
+    tile_h, tile_w = tile_hw
+    rboxes = np.concatenate([det[:, :4] / scale, det[:, 6:7]], axis=1)
+    preds = Predictions.from_rotated(
+        rboxes, det[:, 4], det[:, 5].astype(np.int64), class_names, (tile_w, tile_h)
+    )
+    b = preds.boxes
+    return preds.select((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
 
 
 def decode_masks(
