@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .scenes import _background, _clutter, _log_uniform, _paste, _Placed
+from .scenes import _log_uniform, _paste, _Placed, paint_background, paint_clutter
 from .shapes import CLASSES, Sprite, draw_sprite
 
 #: Classes that move (storage tanks stay where they are).
@@ -192,8 +192,8 @@ def iter_video_frames(
     if width < 32 or height < 32:
         raise ValueError(f"video too small: {width}x{height}")
     rng = np.random.default_rng(seed)
-    background = _background(rng, width, height)
-    _clutter(rng, background)
+    background = paint_background(rng, width, height)
+    paint_clutter(rng, background)
     objects = moving_objects(
         rng, width, height, num_frames, density=density, size_range=size_range
     )

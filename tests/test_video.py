@@ -137,7 +137,7 @@ def test_sliced_frames_beat_the_whole_frame_baseline(
     assert base.identity is None  # not tracked
     assert "frames.sliced" in str(comparison)
     # The per-frame eval key and the review views work on frame fields.
-    assert dataset.count("frames.ground_truth.detections.si_frames_sliced") > 0
+    assert dataset.count("frames.ground_truth.detections.si_sliced") > 0
     recovered = si.recovered_view(dataset, "ground_truth", "baseline", "sliced")
     assert recovered.count("frames.ground_truth.detections") > 20
     dataset.delete()
