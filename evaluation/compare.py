@@ -265,16 +265,10 @@ def iter_compare_runs(
         total = frames.count("frames")
         first = ComparisonProgress(pred_fields[0], 0, len(pred_fields), 0, total)
         runs = yield from iter_video_runs(frames, gt_field, pred_fields, keys, s, first)
-        comparison = Comparison(
-            gt_field=gt_field,
-            runs=runs,
-            iou=s.iou,
-            size_thresholds=tuple(s.size_thresholds),
-            num_samples=len(frames),
-            num_frames=first.total,
-            key=s.comparison_key
-            or comparison_key_for(samples, gt_field, pred_fields, s.eval_key_prefix),
+        comparison = _comparison(
+            samples, gt_field, pred_fields, runs, s, num_samples=len(frames)
         )
+        comparison.num_frames = total
         store_comparison(frames, comparison, s.use_masks, s.mask_tolerance, s.max_preds)
         return comparison
     compute_metadata(samples)  # TIFFs from their headers, never decoded
@@ -294,18 +288,32 @@ def iter_compare_runs(
     _count_recovered_and_lost(runs, found)
     add_seam_metrics(samples, gt_field, runs)
     warn_unfinished({run.field: run.unfinished for run in runs if run.unfinished})
-    comparison = Comparison(
+    comparison = _comparison(
+        samples, gt_field, pred_fields, runs, s, num_samples=len(images)
+    )
+    comparison.fingerprints = prints
+    store_comparison(samples, comparison, s.use_masks, s.mask_tolerance, s.max_preds)
+    return comparison
+
+
+def _comparison(
+    samples: fo.core.collections.SampleCollection,
+    gt_field: str,
+    pred_fields: list[str],
+    runs: list[RunMetrics],
+    s: ComparisonSettings,
+    num_samples: int,
+) -> Comparison:
+    """The ``Comparison`` of ``runs``, under ``s.comparison_key`` or the fields' key."""
+    return Comparison(
         gt_field=gt_field,
         runs=runs,
         iou=s.iou,
         size_thresholds=tuple(s.size_thresholds),
-        num_samples=len(images),
+        num_samples=num_samples,
         key=s.comparison_key
         or comparison_key_for(samples, gt_field, pred_fields, s.eval_key_prefix),
-        fingerprints=prints,
     )
-    store_comparison(samples, comparison, s.use_masks, s.mask_tolerance, s.max_preds)
-    return comparison
 
 
 def rerun_comparison(

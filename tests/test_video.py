@@ -24,6 +24,7 @@ from sliced_inference.evaluation.tracking import (
 )
 from sliced_inference.operators.compare_panel import summary_markdown
 from sliced_inference.sdk import sliced_run
+from sliced_inference.sdk.field_claims import FieldInUseError
 from sliced_inference.sdk.label_fields import LabelFieldError
 from sliced_inference.slicer import (
     ConfigError,
@@ -168,14 +169,26 @@ def test_tracking_ids_idf1_and_resume_equals_an_uninterrupted_run(
         frames_done += label.endswith("video 1/1")
         if frames_done == 6:
             break
+    # One writer per field, as for images: the running run holds the claim.
+    with pytest.raises(FieldInUseError):
+        si.apply_sliced_model(dataset, model, "resumed", skip_existing=True, **SMALL)
     progress.close()
     assert si.get_run_info(dataset, "resumed")["status"] == "interrupted"
     assert sorted(_frame_labels(dataset, "resumed")) == list(range(1, 7))
+    # A resume with other settings would mix two runs' frames: refused.
+    with pytest.raises(LabelFieldError, match="other settings"):
+        si.apply_sliced_model(
+            dataset, model, "resumed", tracker="bytetrack", skip_existing=True
+        )
     resumed = si.apply_sliced_model(
         dataset, model, "resumed", tracker="bytetrack", skip_existing=True, **SMALL
     )
     assert (resumed.frames_processed, resumed.frames_skipped) == (10, 6)
     assert _frame_labels(dataset, "resumed") == _frame_labels(dataset, "tracked")
+    # The field's history holds both runs, with the same settings.
+    info = si.get_run_info(dataset, "resumed")
+    assert info["status"] == "completed" and len(info["run_ids"]) == 2
+    assert not info["mixed_settings"]
     dataset.delete()
 
 
