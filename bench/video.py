@@ -38,7 +38,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -134,7 +133,7 @@ def _report(results: dict[str, Any], docs: bool) -> None:
     text = render(results)
     print(text)
     if docs:
-        write_section(DOCS, SECTION, text)
+        report.write_section(DOCS, SECTION, text)
 
 
 def per_frame(
@@ -329,20 +328,6 @@ def render(results: dict[str, Any]) -> str:
         "steady camera, BoT-SORT adds camera-motion compensation.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, task: str, text: str) -> None:
-    """Puts ``text`` between ``<!-- task:start -->`` and ``<!-- task:end -->`` in ``path``."""
-    start, end = f"<!-- {task}:start -->", f"<!-- {task}:end -->"
-    block = f"{start}\n{text.rstrip()}\n{end}\n"
-    old = path.read_text() if path.exists() else ""
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
-    if pattern.search(old):
-        path.write_text(pattern.sub(lambda _: block, old))
-    else:
-        path.write_text(
-            old + ("\n" if old and not old.endswith("\n\n") else "") + block
-        )
 
 
 def _torch_threads() -> int:
