@@ -216,7 +216,8 @@ def compare_runs(
         a ``Comparison``. Runs written by ``apply_sliced_model`` also get
         ``seams``: their metrics on the ground truth their tile seams cross
         and on the rest, and the baseline's on the same objects
-        (``evaluation.seams``).
+        (``evaluation.seams``; not rotated-box runs, see
+        ``seams.POLYLINES_REASON``).
 
     Raises:
         RunInProgressError: a run is writing a compared field (see ``wait``).
@@ -276,7 +277,7 @@ def iter_compare_runs(
     masks = _mask_choice(samples, gt_field, pred_fields, s.use_masks)
     gt = Objects.load(samples, gt_field, images, masks=any(masks.values()))
     prints = {gt_field: fingerprint(images, gt, get_run_info(samples, gt_field))}
-    cache = PolygonCache(s.mask_tolerance) if s.mask_tolerance is not None else None
+    cache = PolygonCache(s.mask_tolerance)
     runs, found = [], []
     for index, name in enumerate(pred_fields):
         preds = Objects.load(samples, name, images, masks=masks[name])
@@ -395,13 +396,20 @@ def _stored_run(
     return RunMetrics(
         field=name,
         eval_key=eval_key,
-        iou_type="masks" if use_masks else "boxes",
+        iou_type=_iou_type(match, use_masks),
         overall=match.metrics(),
         by_size=_metrics_by_size(match, s.size_thresholds),
         run_info=_run_info(samples, name),
         eval_timestamp=eval_timestamps(samples).get(eval_key),
         unfinished=unfinished_note(get_run_info(samples, name)),
     )
+
+
+def _iou_type(match: RunMatch, use_masks: bool) -> str:
+    """What the run's IoUs were computed on (FiftyOne fills polylines whatever ``use_masks``)."""
+    if match.gt.is_polylines:
+        return "polygons"
+    return "masks" if use_masks else "boxes"
 
 
 def _metrics_by_size(

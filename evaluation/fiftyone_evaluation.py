@@ -215,7 +215,7 @@ def _label_updates(
     now: datetime,
 ) -> list[UpdateOne]:
     """One update per sample that merges ``docs`` into its labels, matched by id."""
-    path = f"{objects.field}.detections"
+    path = objects.path
     ops = []
     for i, sample_id in enumerate(sample_ids):
         start, end = int(objects.bounds[i]), int(objects.bounds[i + 1])

@@ -3,8 +3,8 @@
 A comparison is stale when a field it compared changed: an ``overwrite=True``
 run (new label ids), a resume (more labels), deleted or edited labels (ids,
 classes, boxes), or another run record. The fingerprint of a field hashes its
-samples' ids, its label ids, classes and boxes in order, and the identity of
-its run record (run id, status, finish time, samples processed). It is taken
+samples' ids, its label ids, classes and boxes (and polylines' points) in
+order, and the identity of its run record (run id, status, finish time, samples processed). It is taken
 from the objects ``compare_runs`` reads anyway, and read again (one
 ``values()`` call per field) when the panel asks ``is_current``.
 """
@@ -43,6 +43,9 @@ def fingerprint(
     digest.update(b"".join(i.binary for i in objects.ids))
     digest.update("\0".join(str(label) for label in objects.labels).encode())
     digest.update(np.ascontiguousarray(objects.boxes, dtype=np.float64).tobytes())
+    if objects.is_polylines:
+        # A rotated box can turn inside the same envelope.
+        digest.update(json.dumps(objects.points).encode())
     record = {k: (run_record or {}).get(k) for k in _RECORD_KEYS}
     digest.update(json.dumps(record, sort_keys=True, default=str).encode())
     return digest.hexdigest()

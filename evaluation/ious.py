@@ -5,12 +5,16 @@ same floating-point operations, so the same values) evaluated on numpy arrays,
 one image at a time. Mask IoUs are FiftyOne's polygon IoUs: each mask becomes
 polygons simplified to ``tolerance`` pixels with FiftyOne's own conversion,
 and the polygon intersections are computed by shapely on arrays of pairs; with
-``tolerance=None``, FiftyOne's exact pixel IoU, pair by pair. Only pairs whose
-boxes overlap are computed, as FiftyOne's R-tree does. A crowd's "union" is the
-prediction's area, as in COCO.
+``tolerance=None``, FiftyOne's exact pixel IoU, pair by pair. ``Polylines``
+(rotated boxes) get FiftyOne's polygon IoU of the filled polylines, converted
+by its own function in relative coordinates, as it does (it passes no frame
+size: scaling by the image's width and height multiplies every area by the
+same factor, so the IoU is that of the pixel polygons). Only pairs whose boxes (a polyline's envelope) overlap are
+computed, as FiftyOne's R-tree does. A crowd's "union" is the prediction's
+area, as in COCO.
 
 Ground-truth polygons are cached by label id (``PolygonCache``), so the
-ground truth of several mask runs is converted once.
+ground truth of several mask or polyline runs is converted once.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ _ERROR_LEVEL = 1
 
 
 class PolygonCache:
-    """Shapely polygons (and their areas) of masks, by label id, at one tolerance."""
+    """Shapely polygons (and their areas) of masks or polylines, by label id.
 
-    def __init__(self, tolerance: float) -> None:
+    Masks are simplified at one ``tolerance``; polylines need none.
+    """
+
+    def __init__(self, tolerance: float | None) -> None:
         self.tolerance = tolerance
         self._polygons: dict[object, tuple[object, float]] = {}
 
@@ -47,19 +54,25 @@ class PolygonCache:
         """The polygons and areas of ``objects[indices]``, converting what is missing.
 
         The conversion is FiftyOne's own (``fiftyone.utils.iou``: the mask's
-        contours simplified to ``tolerance`` pixels, then cleaned up by
-        shapely), so the IoUs are the ones its evaluation computes. Only
-        objects that overlap another's box are ever converted.
+        contours simplified to ``tolerance`` pixels, or the filled polyline,
+        then cleaned up by shapely), so the IoUs are the ones its evaluation
+        computes. Only objects that overlap another's box are ever converted.
         """
         missing = [i for i in indices.tolist() if objects.ids[i] not in self._polygons]
         if missing:
-            detections = [objects.detections[i] for i in missing]
-            lines = foui._masks_to_polylines(detections, self.tolerance, _ERROR_LEVEL)
+            lines = self._polylines(objects, missing)
             shapes = foui._polylines_to_shapely(lines, _ERROR_LEVEL)
             for i, shape in zip(missing, shapes, strict=True):
                 self._polygons[objects.ids[i]] = (shape, shape.area)
         found = [self._polygons[objects.ids[i]] for i in indices.tolist()]
         return [p for p, _ in found], np.array([a for _, a in found], dtype=float)
+
+    def _polylines(self, objects: Objects, indices: list[int]) -> list:
+        """``fo.Polyline`` labels of the objects: their own, or their masks' contours."""
+        if objects.is_polylines:
+            return objects.polylines(indices)
+        detections = [objects.detections[i] for i in indices]
+        return foui._masks_to_polylines(detections, self.tolerance, _ERROR_LEVEL)
 
 
 def compute_candidates(gt: Objects, preds: Objects, **options: Any) -> Candidates:
@@ -92,16 +105,18 @@ def iter_image_candidates(
         preds: the predictions (read over the same ``Images``).
         classwise: only pair objects of the same class.
         use_masks: mask IoU (``preds`` and ``gt`` must hold ``detections``);
-            box IoU otherwise.
+            box IoU otherwise. Polylines always get polygon IoU.
         tolerance: polygon simplification in pixels for mask IoU; ``None``
             for FiftyOne's exact pixel IoU.
-        cache: ground-truth polygons shared between runs.
+        cache: ground-truth polygons shared between runs (masks at
+            ``tolerance``, or polylines).
 
     Yields:
         ``(part, pred_offset, gt_offset)`` per image, indices local to the
         image; ``stack_candidates(list(parts), len(preds))`` assembles them.
     """
-    if use_masks and tolerance is not None and cache is None:
+    polygons = gt.is_polylines or (use_masks and tolerance is not None)
+    if polygons and cache is None:
         cache = PolygonCache(tolerance)
     codes = _label_codes(gt.labels, preds.labels)
     gt_codes, pred_codes = codes[: len(gt)], codes[len(gt) :]
@@ -117,7 +132,7 @@ def iter_image_candidates(
             keep = pred_codes[p0 + pred_idx] == gt_codes[g0 + gt_idx]
             pred_idx, gt_idx = pred_idx[keep], gt_idx[keep]
         crowd = gt.crowd[g0:g1]
-        if use_masks and tolerance is not None:
+        if polygons:
             iou, ok = _polygon_ious(
                 gt, preds, g0 + gt_idx, p0 + pred_idx, crowd[gt_idx], cache
             )
@@ -207,7 +222,7 @@ def _pairwise_intersections(
         try:
             inter[k] = pa.intersection(pb).area
         except shapely.errors.GEOSException as error:
-            logger.warning("mask IoU skipped for one pair: %s", error)
+            logger.warning("polygon IoU skipped for one pair: %s", error)
             ok[k] = False
     return inter, ok
 

@@ -14,6 +14,8 @@ object ends at the edge without crossing it.
 - ``seam_view``: the seam objects a run missed, or detected twice, for review
   in the App.
 
+Rotated-box runs (``Polylines``) get neither: see ``POLYLINES_REASON``.
+
 Example::
 
     import sliced_inference as si
@@ -25,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -38,12 +41,22 @@ from ..sdk.run_records import get_run_info
 from ..slicer.sliced import EDGE_MARGIN
 from ..slicer.tiles import crosses_seam, tile_boxes
 from .ap import average_precision, box_iou
+from .fields import label_type_of
 from .results import Metrics, RunMetrics
+
+logger = logging.getLogger(__name__)
 
 #: What ``seam_view`` can show.
 SEAM_VIEW_KINDS = ("missed", "twice", "both")
 #: Parts of ``seam_metrics``: seam objects and the others.
 PARTS = ("seam", "interior")
+#: Why rotated-box (``Polylines``) runs have no seam diagnostics.
+POLYLINES_REASON = (
+    "seam diagnostics are defined on axis-aligned boxes: a rotated box "
+    "(Polylines) would be judged by its envelope, which crosses seams the "
+    "object does not, and matched by box IoU where the comparison uses "
+    "polygon IoU"
+)
 
 
 def run_grid(info: dict[str, Any] | None, width: int, height: int) -> np.ndarray | None:
@@ -107,6 +120,7 @@ def seam_metrics(
     Returns:
         ``{"seam": Metrics, "interior": Metrics}``.
     """
+    _check_boxes(samples, gt_field)
     info = sliced_run_info(samples, grid_field or pred_field)
     compute_metadata(samples)  # TIFFs from their headers, never decoded
     gt, pred = f"{gt_field}.detections", f"{pred_field}.detections"
@@ -157,8 +171,14 @@ def add_seam_metrics(
     gt_field: str,
     runs: Sequence[RunMetrics],
 ) -> None:
-    """Sets ``seams`` (and ``seams_baseline``, the first run on the same objects) of each sliced run."""
+    """Sets ``seams`` (and ``seams_baseline``, the first run on the same objects) of each sliced run.
+
+    Rotated-box comparisons get none (``POLYLINES_REASON``), logged.
+    """
     base = runs[0]
+    if label_type_of(samples, gt_field) is fo.Polylines:
+        logger.info("No seam metrics for %r: %s", gt_field, POLYLINES_REASON)
+        return
     for run in runs:
         if (run.run_info or {}).get("kind") != "sliced":
             continue
@@ -201,6 +221,7 @@ def seam_view(
         raise ValueError(f"kind must be one of {SEAM_VIEW_KINDS}, got {kind!r}")
     if not 0 < iou <= 1:
         raise ValueError(f"iou must be in (0, 1], got {iou}")
+    _check_boxes(samples, run_field)
     info = sliced_run_info(samples, run_field)
     compute_metadata(samples)  # TIFFs from their headers, never decoded
     gt, pred = f"{gt_field}.detections", f"{run_field}.detections"
@@ -236,6 +257,12 @@ def seam_view(
     return view.filter_labels(
         run_field, F("_id").is_in(_object_ids(pred_ids)), only_matches=False
     )
+
+
+def _check_boxes(samples: fo.core.collections.SampleCollection, field: str) -> None:
+    """``ValueError`` for a ``Polylines`` field (``POLYLINES_REASON``)."""
+    if label_type_of(samples, field) is fo.Polylines:
+        raise ValueError(f"{field!r} holds rotated boxes: {POLYLINES_REASON}")
 
 
 class _Tally:

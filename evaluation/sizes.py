@@ -110,13 +110,27 @@ def polylines_in_range(
         ids, shapes, widths, heights, strict=True
     ):
         for label_id, points in zip(sample_ids or [], sample_shapes or [], strict=True):
-            area = sum(_shoelace(shape, width, height) for shape in points)
-            if low <= area < high:
+            if low <= polygon_area(points, width, height) < high:
                 found.append(label_id)
     return found
 
 
-def _shoelace(points: Sequence[Sequence[float]], width: int, height: int) -> float:
+def polygon_area(
+    shapes: Sequence[Sequence[Sequence[float]]], width: float, height: float
+) -> float:
+    """Area in pixels of a polyline's shapes given in relative coordinates (their sum).
+
+    The size of a rotated box; ``compare_runs`` buckets polylines by it.
+
+    Example::
+
+        >>> polygon_area([[[0.1, 0.1], [0.2, 0.1], [0.2, 0.3]]], 100, 50)
+        50.0
+    """
+    return float(sum(_shoelace(shape, width, height) for shape in shapes))
+
+
+def _shoelace(points: Sequence[Sequence[float]], width: float, height: float) -> float:
     """Area in pixels of one closed shape given in relative coordinates."""
     if len(points) < 3:
         return 0.0

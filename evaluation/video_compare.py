@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import fiftyone as fo
 
 from ..sdk.run_records import get_run_info
+from .fields import label_list_path, label_type_of
 from .frame_fields import is_frame_path, object_values, run_field, schema_paths
 from .logs import quiet_evaluation_logs
 from .results import Metrics, RunMetrics
@@ -114,7 +115,8 @@ def evaluate_run(
     """One run's metrics from FiftyOne's evaluations: stored overall, then one per size.
 
     An evaluation already under ``eval_key`` is replaced (callers check keys
-    first). Works on image fields and on frame fields (``frames.<field>``).
+    first). Works on image fields (``Detections`` or ``Polylines``) and on
+    frame fields (``frames.<field>``).
 
     Example::
 
@@ -143,10 +145,11 @@ def evaluate_run(
         by_size[size] = legacy_metrics(
             view.evaluate_detections(pred_field, eval_key=None, **options)
         )
+    polylines = label_type_of(samples, gt_field) is fo.Polylines
     return RunMetrics(
         field=pred_field,
         eval_key=eval_key,
-        iou_type="masks" if use_masks else "boxes",
+        iou_type="polygons" if polylines else "masks" if use_masks else "boxes",
         overall=legacy_metrics(results),
         by_size=by_size,
     )
@@ -177,7 +180,7 @@ def count_recovered_and_lost(
 ) -> None:
     """Counts, per run after the first, GT objects it found / lost vs the first,
     from the per-object ``<eval_key>`` attributes FiftyOne's evaluations wrote."""
-    paths = [f"{gt_field}.detections.{run.eval_key}" for run in runs]
+    paths = [f"{label_list_path(samples, gt_field)}.{run.eval_key}" for run in runs]
     columns = object_values(samples, paths)
     for run, column in zip(runs[1:], columns[1:], strict=True):
         pairs = list(zip(columns[0], column, strict=True))
@@ -216,7 +219,7 @@ def _without_eval_attributes(
         path
         for name in fields
         for path in schema_paths(samples, name)
-        if path.startswith(f"{name}.detections.")
+        if path.startswith(f"{label_list_path(samples, name)}.")
         and path.rsplit(".", 1)[-1] in suffixes
     ]
     return samples.exclude_fields(paths) if paths else samples

@@ -110,11 +110,13 @@ def check_evaluation_current(
     Raises:
         ValueError: naming the field and what changed.
     """
+    pred_path = label_list_path(samples, pred_field)
+    gt_path = label_list_path(samples, gt_field)
     preds, pred_results, gt_results = samples.aggregate(
         [
-            fo.Count(f"{pred_field}.detections"),
-            fo.CountValues(f"{pred_field}.detections.{eval_key}"),
-            fo.CountValues(f"{gt_field}.detections.{eval_key}"),
+            fo.Count(pred_path),
+            fo.CountValues(f"{pred_path}.{eval_key}"),
+            fo.CountValues(f"{gt_path}.{eval_key}"),
         ]
     )
     evaluated = sum(n for value, n in pred_results.items() if value is not None)

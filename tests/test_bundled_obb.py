@@ -90,3 +90,7 @@ def test_sliced_finds_small_rotated_objects_a_whole_image_run_misses(compared) -
     assert whole.by_size["small"].AP50 <= 0.15
     assert sliced.recovered > 10 * max(sliced.lost, 1)
     assert dataset.count("sliced.polylines") > 0
+    # Seams are defined on axis-aligned boxes: none for rotated ones, said why.
+    assert sliced.seams is None
+    with pytest.raises(ValueError, match="rotated boxes"):
+        si.seam_view(dataset, "sliced", "ground_truth")

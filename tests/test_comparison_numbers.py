@@ -21,6 +21,7 @@ import sliced_inference as si
 from sliced_inference.bench.compare import simulate_predictions
 from sliced_inference.bench.legacy_compare import legacy_compare_runs
 from sliced_inference.evaluation import Comparison
+from sliced_inference.evaluation.fields import label_list_path
 from sliced_inference.evaluation.ious import PolygonCache
 from sliced_inference.evaluation.objects import Images, Objects
 from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
@@ -111,9 +112,10 @@ def _assert_same_stored_evaluation(dataset: fo.Dataset, key: str, ref: str) -> N
     assert _matches(a) == _matches(b)
     pred_field = ours.pred_field
     for name in (ours.gt_field, pred_field):
+        path = label_list_path(dataset, name)
         for suffix in ("", "_id", "_iou"):
-            mine = dataset.values(f"{name}.detections.{key}{suffix}")
-            reference = dataset.values(f"{name}.detections.{ref}{suffix}")
+            mine = dataset.values(f"{path}.{key}{suffix}")
+            reference = dataset.values(f"{path}.{ref}{suffix}")
             assert mine == reference, (name, suffix)
     for suffix in ("_tp", "_fp", "_fn"):
         assert dataset.values(key + suffix) == dataset.values(ref + suffix), suffix

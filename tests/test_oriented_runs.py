@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from fiftyone import ViewField as F
 from test_comparison import _panel_context
+from test_comparison_numbers import _assert_same_stored_evaluation, _cells
 from test_rotated import paint, paint_detector
 
 import sliced_inference as si
+from sliced_inference.bench.legacy_compare import legacy_compare_runs
 from sliced_inference.evaluation import Comparison
 from sliced_inference.evaluation.sizes import polylines_in_range, size_ranges
 from sliced_inference.sdk import LabelFieldError
@@ -142,6 +144,64 @@ def test_compare_runs_refuses_mixed_types_and_unfilled_ground_truth(
     lines.set_field("ground_truth.polylines.filled", False).save()
     with pytest.raises(ValueError, match="not filled"):
         si.compare_runs(lines, "ground_truth", ["again", "perfect"])
+
+
+def _simulated_polylines(
+    dataset: fo.Dataset, dst: str, *, seed: int, recall: float, jitter_px: float
+) -> None:
+    """Predictions from the ground truth: kept with probability ``recall``, corners
+    jittered by up to ``jitter_px`` pixels, random confidences and a shifted copy
+    (a poor match) for one object in three."""
+    rng = np.random.default_rng(seed)
+    values = {}
+    for sample in dataset.select_fields(["metadata", "ground_truth"]):
+        size = np.array([sample.metadata.width, sample.metadata.height])
+        lines = []
+        for line in sample.ground_truth.polylines:
+            corners = np.array(line.points[0]) * size
+            shifted = corners + 0.4 * np.ptp(corners, axis=0)
+            noisy = corners + rng.uniform(-jitter_px, jitter_px, corners.shape)
+            kept = [noisy] if rng.random() < recall else []
+            for shape in kept + ([shifted] if rng.random() < 1 / 3 else []):
+                lines.append(
+                    fo.Polyline(
+                        label=line.label,
+                        points=[(shape / size).tolist()],
+                        closed=True,
+                        filled=True,
+                        confidence=float(rng.uniform(0.05, 1.0)),
+                    )
+                )
+        values[sample.id] = fo.Polylines(polylines=lines)
+    dataset.set_values(dst, values, key_field="id")
+
+
+@pytest.mark.parametrize("classwise", [True, False], ids=["classwise", "any-class"])
+def test_polylines_numbers_equal_fiftyones_own_evaluations(
+    oriented, classwise: bool
+) -> None:
+    """Every cell equals FiftyOne's evaluate_detections on the Polylines fields
+    (overall and on each size view), and the stored evaluations are FiftyOne's."""
+    dataset = oriented.clone()
+    dataset.compute_metadata()
+    crowd = dataset.values("ground_truth.polylines.id", unwind=True)[::12]
+    dataset.set_label_values(
+        "ground_truth.polylines.iscrowd", {label_id: True for label_id in crowd}
+    )
+    _simulated_polylines(dataset, "loose", seed=1, recall=0.6, jitter_px=4)
+    _simulated_polylines(dataset, "tight", seed=2, recall=0.9, jitter_px=1.5)
+    fields = ["loose", "tight"]
+
+    new = si.compare_runs(dataset, "ground_truth", fields, classwise=classwise)
+    old = legacy_compare_runs(dataset, "ground_truth", fields, classwise=classwise)
+
+    assert _cells(new) == _cells(old)
+    tight = new.run("tight")
+    assert tight.iou_type == "polygons"
+    assert 0 < tight.overall.mAP < 1 and tight.overall.fp > 0
+    assert sum(m.tp + m.fn > 0 for m in tight.by_size.values()) >= 2
+    for run, ref in zip(new.runs, old.runs, strict=True):
+        _assert_same_stored_evaluation(dataset, run.eval_key, ref.eval_key)
 
 
 # --- runs of an oriented-box model ------------------------------------------------

@@ -107,8 +107,10 @@ def hand_made(session_dir):
             ),
         )
     )
-    RunRecorder(dataset, "sliced").start(
-        {"kind": "sliced", "settings": HAND_SETTINGS}, {}
+    RunRecorder(dataset, "sliced", None, "hand").start(
+        {"kind": "sliced", "settings": HAND_SETTINGS},
+        {"status": "completed"},
+        "replace",
     )
     return dataset
 
