@@ -22,7 +22,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sliced_inference.operators.forms import FILTERING, MERGING, SLICING
-from sliced_inference.slicer import ModelOptions, PredictOptions, SliceOptions
+from sliced_inference.slicer import (
+    ModelOptions,
+    PredictOptions,
+    SliceOptions,
+    VideoOptions,
+)
 from sliced_inference.slicer.settings import Setting
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -56,6 +61,13 @@ def render_options_table() -> str:
         "",
         f"`apply_baseline_model` and *Run baseline inference* take {names}; "
         f"there `imgsz` is the whole image's input size: {_cell(baseline['imgsz'].help)}",
+        "",
+        "On video datasets both also take these (the App's forms show them for "
+        "videos only; the tracker settings once a tracker is chosen):",
+        "",
+        "| keyword | in the App | default | what it does, when to change it |",
+        "|---|---|---|---|",
+        *(_row(s) for s in VideoOptions.settings().values()),
     ]
     return "\n".join(lines) + "\n"
 

@@ -52,6 +52,11 @@ that did not process every image are starred in the tables, with a warning.
 is its polygon area (``sizes``). Ground truth and predictions of one
 comparison are all ``Detections`` or all ``Polylines``.
 
+**Videos.** On a video collection the fields are frame fields
+(``frames.<field>``, or the bare name) and each run is evaluated by FiftyOne's
+own video evaluation, frame by frame, overall and by size, on the frames every
+run labelled (``video_compare``); tracked runs also get IDF1.
+
 Example::
 
     import fiftyone as fo
@@ -83,6 +88,7 @@ from ..sdk.run_records import get_run_info
 from .fields import EVALUATED_TYPES, label_type_of, unfilled_polygons
 from .fiftyone_evaluation import evaluation_config, store_evaluation
 from .fingerprint import fingerprint
+from .frame_fields import label_path, labelled_frames, run_field
 from .ious import PolygonCache, iter_image_candidates
 from .matching import stack_candidates
 from .objects import Images, Objects, count_masks
@@ -99,6 +105,7 @@ from .store import (
     eval_timestamps,
     store_comparison,
 )
+from .video_compare import iter_video_runs
 
 logger = logging.getLogger(__name__)
 
@@ -247,12 +254,24 @@ def iter_compare_runs(
         >>> comparison = run_comparison(steps, progress=True)  # doctest: +SKIP
     """
     s = settings or ComparisonSettings()
-    pred_fields = list(pred_fields)
+    gt_field = label_path(samples, gt_field)  # a video's frame fields: frames.<name>
+    pred_fields = [label_path(samples, name) for name in pred_fields]
     _check_inputs(samples, gt_field, pred_fields, s.size_thresholds, s.iou, s.max_preds)
     keys = {name: eval_key_for(name, s.eval_key_prefix) for name in pred_fields}
     check_eval_keys(samples, gt_field, keys, s.overwrite)
-    fields = [gt_field, *pred_fields]
+    fields = [run_field(name) for name in (gt_field, *pred_fields)]
     wait_for_runs(samples, fields, wait=s.wait, allow_running=s.allow_running)
+    if samples.media_type == "video":  # FiftyOne's own evaluation of frame fields
+        frames = labelled_frames(samples, pred_fields)
+        total = frames.count("frames")
+        first = ComparisonProgress(pred_fields[0], 0, len(pred_fields), 0, total)
+        runs = yield from iter_video_runs(frames, gt_field, pred_fields, keys, s, first)
+        comparison = _comparison(
+            samples, gt_field, pred_fields, runs, s, num_samples=len(frames)
+        )
+        comparison.num_frames = total
+        store_comparison(frames, comparison, s.use_masks, s.mask_tolerance, s.max_preds)
+        return comparison
     compute_metadata(samples)  # TIFFs from their headers, never decoded
     images = Images.load(samples)
     masks = _mask_choice(samples, gt_field, pred_fields, s.use_masks)
@@ -270,18 +289,32 @@ def iter_compare_runs(
     _count_recovered_and_lost(runs, found)
     add_seam_metrics(samples, gt_field, runs)
     warn_unfinished({run.field: run.unfinished for run in runs if run.unfinished})
-    comparison = Comparison(
+    comparison = _comparison(
+        samples, gt_field, pred_fields, runs, s, num_samples=len(images)
+    )
+    comparison.fingerprints = prints
+    store_comparison(samples, comparison, s.use_masks, s.mask_tolerance, s.max_preds)
+    return comparison
+
+
+def _comparison(
+    samples: fo.core.collections.SampleCollection,
+    gt_field: str,
+    pred_fields: list[str],
+    runs: list[RunMetrics],
+    s: ComparisonSettings,
+    num_samples: int,
+) -> Comparison:
+    """The ``Comparison`` of ``runs``, under ``s.comparison_key`` or the fields' key."""
+    return Comparison(
         gt_field=gt_field,
         runs=runs,
         iou=s.iou,
         size_thresholds=tuple(s.size_thresholds),
-        num_samples=len(images),
+        num_samples=num_samples,
         key=s.comparison_key
         or comparison_key_for(samples, gt_field, pred_fields, s.eval_key_prefix),
-        fingerprints=prints,
     )
-    store_comparison(samples, comparison, s.use_masks, s.mask_tolerance, s.max_preds)
-    return comparison
 
 
 def rerun_comparison(

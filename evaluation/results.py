@@ -128,6 +128,8 @@ class RunMetrics:
         lost: ground-truth objects the first run found that this one missed.
         eval_timestamp: when the evaluation was stored (ISO format), to tell
             whether it changed since.
+        identity: for tracked frame fields (track ids in ``index``) against
+            ground truth with ids, ``IdentityScores.to_dict()`` (IDF1, ...).
         unfinished: what the run's record says is missing from its
             predictions (e.g. ``"interrupted after 18 of 20 images"``);
             ``None`` for a complete run.
@@ -146,6 +148,7 @@ class RunMetrics:
     recovered: int | None = None
     lost: int | None = None
     eval_timestamp: str | None = None
+    identity: dict[str, Any] | None = None
     unfinished: str | None = None
     seams: dict[str, Metrics] | None = None
     seams_baseline: dict[str, Metrics] | None = None
@@ -162,8 +165,9 @@ class RunMetrics:
 
     @property
     def images_per_second(self) -> float | None:
-        """Inference throughput of the run, from its run record."""
-        return _number((self.run_info or {}).get("images_per_second"))
+        """Inference throughput of the run (frames of a video run), from its run record."""
+        info = self.run_info or {}
+        return _number(info.get("frames_per_second") or info.get("images_per_second"))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunMetrics:
@@ -191,6 +195,8 @@ class Comparison:
         size_thresholds: small/medium and medium/large area boundaries (px^2).
         num_samples: samples evaluated.
         key: run key the comparison is stored under (``None`` if not stored).
+        num_frames: frames evaluated, for frame fields of videos (each frame
+            counts as an image); ``None`` for images.
         fingerprints: per compared field (ground truth included), the
             fingerprint of its labels when compared (``store.is_current``
             checks them).
@@ -202,6 +208,7 @@ class Comparison:
     size_thresholds: tuple[float, float] = COCO_SIZE_THRESHOLDS
     num_samples: int = 0
     key: str | None = None
+    num_frames: int | None = None
     fingerprints: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -271,7 +278,7 @@ class Comparison:
         small, medium = self.size_thresholds
         return [
             f"{self.baseline.field} (baseline) vs {', '.join(self.fields[1:])} on "
-            f"{self.num_samples} images; ground truth {self.gt_field!r} with "
+            f"{self._evaluated()}; ground truth {self.gt_field!r} with "
             f"{self.baseline.overall.num_gt} objects ({sizes}).",
             f"TP / FP / FN, precision and recall at IoU {self.iou:.2f}; "
             f"mAP = COCO AP@[.50:.95]; AP50 = AP at IoU 0.50. Sizes by {self.area_kind} "
@@ -289,6 +296,12 @@ class Comparison:
             if run.unfinished
         ]
 
+    def _evaluated(self) -> str:
+        if self.num_frames is None:
+            return f"{self.num_samples} images"
+        videos = "video" if self.num_samples == 1 else "videos"
+        return f"{self.num_frames} frames of {self.num_samples} {videos}"
+
     def review_lines(self) -> list[str]:
         """One line per run after the first: objects recovered and lost."""
         base = self.baseline.field
@@ -297,6 +310,16 @@ class Comparison:
             f"(found by {run.field}, missed by {base}), {run.lost} lost"
             for run in self.runs[1:]
             if run.recovered is not None
+        ]
+
+    def identity_lines(self) -> list[str]:
+        """One line per tracked run: IDF1 and its parts (see ``tracking``)."""
+        return [
+            f"{run.field} tracks: IDF1 {fmt(i['idf1'])} (IDP {fmt(i['idp'])}, IDR "
+            f"{fmt(i['idr'])}), {i['num_pred_ids']} track ids for "
+            f"{i['num_true_ids']} objects, {i['id_switches']} identity switches"
+            for run in self.runs
+            if (i := run.identity)
         ]
 
     def tables(self) -> list[Table]:
@@ -313,6 +336,7 @@ class Comparison:
             "iou": self.iou,
             "size_thresholds": list(self.size_thresholds),
             "num_samples": self.num_samples,
+            "num_frames": self.num_frames,
             "key": self.key,
             "runs": [asdict(run) for run in self.runs],
             "differences": self.differences(),
@@ -333,6 +357,7 @@ class Comparison:
             size_thresholds=tuple(d.get("size_thresholds", COCO_SIZE_THRESHOLDS)),
             num_samples=d.get("num_samples", 0),
             key=d.get("key"),
+            num_frames=d.get("num_frames"),
             fingerprints=dict(d.get("fingerprints") or {}),
         )
 
@@ -340,7 +365,8 @@ class Comparison:
         """The text report: heading, tables, recovered and lost, run settings."""
         key = f"Comparison {self.key!r}\n" if self.key else ""
         parts = [key + "\n".join(self.heading()), render_text(self.tables())]
-        parts += ["\n".join(self.review_lines()), _run_lines(self.runs)]
+        parts += ["\n".join(self.review_lines() + self.identity_lines())]
+        parts += [_run_lines(self.runs)]
         return "\n\n".join(p for p in parts if p)
 
     def __str__(self) -> str:

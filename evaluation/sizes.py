@@ -49,20 +49,26 @@ def size_view(
 ) -> fo.DatasetView:
     """``samples`` with only the objects of ``fields`` whose area is in ``[low, high)``.
 
-    Areas are in pixels (``metadata`` must be computed): box areas of
-    ``Detections``, polygon areas of ``Polylines``. Samples without such
-    objects stay, with empty fields.
+    Areas are in pixels (``metadata`` must be computed; a video's frame size
+    for frame fields): box areas of ``Detections``, polygon areas of
+    ``Polylines``. Samples without such objects stay, with empty fields.
 
     Example::
 
         >>> small = size_view(dataset, ["ground_truth"], 0, 32**2)  # doctest: +SKIP
         >>> small.count("ground_truth.detections")  # doctest: +SKIP
     """
+    # Video metadata names the frame size differently from image metadata.
+    width, height = (
+        ("frame_width", "frame_height")
+        if samples.media_type == "video"
+        else ("width", "height")
+    )
     area = (
         F("bounding_box")[2]
-        * F("$metadata.width")
+        * F(f"$metadata.{width}")
         * F("bounding_box")[3]
-        * F("$metadata.height")
+        * F(f"$metadata.{height}")
     )
     in_range = area >= low if math.isinf(high) else (area >= low) & (area < high)
     view = samples.view()

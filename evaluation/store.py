@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import fiftyone as fo
 
 from .fingerprint import current_fingerprints
+from .frame_fields import run_field
 from .results import Comparison
 
 #: Prefix of the evaluation keys and comparison keys this package writes.
@@ -40,8 +41,11 @@ def eval_key_for(pred_field: str, prefix: str = DEFAULT_PREFIX) -> str:
         'si_sliced_640'
         >>> eval_key_for("sliced-640")
         'si_sliced_640_9b3ba0'
+        >>> eval_key_for("frames.sliced")
+        'si_sliced'
     """
-    return _identifier(prefix + pred_field, source=pred_field)
+    name = run_field(pred_field)  # a video's frames.<field>: the field's name
+    return _identifier(prefix + name, source=name)
 
 
 def check_eval_keys(

@@ -6,6 +6,7 @@ import fiftyone as fo
 from fiftyone import ViewField as F
 
 from .fields import label_list_path
+from .frame_fields import label_path
 from .store import DEFAULT_PREFIX, eval_key_for
 
 
@@ -138,6 +139,8 @@ def _difference_view(
     missed: str,
     prefix: str,
 ) -> fo.DatasetView:
+    gt_field = label_path(samples, gt_field)
+    found, missed = label_path(samples, found), label_path(samples, missed)
     found_key = find_eval_key(samples, gt_field, found, prefix)
     missed_key = find_eval_key(samples, gt_field, missed, prefix)
     for name, key in ((found, found_key), (missed, missed_key)):

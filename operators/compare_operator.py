@@ -19,6 +19,7 @@ import fiftyone.operators.types as types
 from ..evaluation import Comparison
 from ..evaluation.compare import ComparisonSettings, iter_compare_runs, run_comparison
 from ..evaluation.fields import evaluated_fields, label_type_of
+from ..evaluation.frame_fields import frame_label_fields
 from . import forms
 from .forms import choice_input
 from .run_inference import PROGRESS_INTERVAL_S, _throttled, streams_progress
@@ -198,8 +199,10 @@ def _done_message(comparison: Comparison) -> str:
 
 
 def detection_fields(samples: fo.core.collections.SampleCollection) -> list[str]:
-    """Names of the ``Detections`` and ``Polylines`` (rotated boxes) fields of ``samples``, sorted."""
-    return evaluated_fields(samples)
+    """Names of the ``Detections`` and ``Polylines`` (rotated boxes) fields of
+    ``samples``, sorted (of a video collection, its ``Detections`` frame fields
+    too, as ``frames.<field>``)."""
+    return sorted(evaluated_fields(samples) + frame_label_fields(samples))
 
 
 def same_type_fields(

@@ -202,8 +202,9 @@ class ComparisonPanel(foo.Panel):
 
 
 def summary_markdown(comparison: Comparison) -> str:
-    """The comparison's heading and its recovered / lost counts, as markdown."""
-    review = [f"- {line}" for line in comparison.review_lines()]
+    """The comparison's heading, recovered / lost counts and track scores, as markdown."""
+    lines = comparison.review_lines() + comparison.identity_lines()
+    review = [f"- {line}" for line in lines]
     return "\n\n".join(comparison.heading()) + "\n\n" + "\n".join(review)
 
 

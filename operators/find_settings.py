@@ -173,6 +173,7 @@ class FindSliceSettings(foo.Operator):
         params = {
             "model": str(model),
             "gt_field": gt_field or NO_GROUND_TRUTH,
+            "full_image_pass": "both",  # the form's default: a required choice
             **{k: list(v) if isinstance(v, tuple) else v for k, v in keywords.items()},
         }
         for name in ("slice_sizes", "overlaps"):  # the form types them as text

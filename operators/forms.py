@@ -23,7 +23,7 @@ import fiftyone.operators.types as types
 
 from ..sdk import absolute_model_path, label_field_problem
 from ..sdk.sample_scope import collection_problem
-from ..slicer import ConfigError, ModelOptions, PredictOptions, Setting
+from ..slicer import ConfigError, ModelOptions, PredictOptions, Setting, VideoOptions
 from ..slicer.models.ultralytics import ULTRALYTICS_SUFFIXES
 from .plugin_settings import BUNDLED_MODELS_DIR, model_location_problem
 
@@ -42,6 +42,16 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 SLICING = ("slice_wh", "overlap", "imgsz", "full_image_pass")
 MERGING = ("merge", "merge_metric", "merge_threshold", "class_agnostic")
 FILTERING = ("confidence", "classes", "max_detections")
+#: Video targets only: which frames, and the tracker.
+FRAMES = ("frame_step", "first_frame", "last_frame", "tracker")
+#: Shown once a tracker is chosen (``gmc_method`` for BoT-SORT only).
+TRACKING = (
+    "track_high_thresh",
+    "track_low_thresh",
+    "new_track_thresh",
+    "track_buffer",
+    "match_thresh",
+)
 RASTERS = ("bands", "scaling")
 
 
@@ -190,7 +200,7 @@ def label_field_inputs(
 def settings_inputs(
     ctx: Any,
     inputs: types.Object,
-    options_cls: type[PredictOptions] | type[ModelOptions],
+    options_cls: type[PredictOptions] | type[ModelOptions] | type[VideoOptions],
     names: Sequence[str],
 ) -> bool:
     """Inputs for the named settings of ``options_cls``, checked as the options check them.
@@ -245,6 +255,35 @@ def setting_input(inputs: types.Object, setting: Setting) -> Any:
     }
     make = inputs.int if setting.kind == "int" else inputs.float
     return make(setting.name, default=setting.default, **bounds, **common)
+
+
+def video_inputs(ctx: Any, inputs: types.Object) -> bool:
+    """Frame range and step, tracker and its settings: for video targets only."""
+    inputs.view(
+        "video_header",
+        types.Header(
+            label="Frames",
+            description="The target holds videos: each labelled frame is sliced "
+            "like an image and written to frames.<output field>",
+            divider=True,
+        ),
+    )
+    names = list(FRAMES)
+    tracker = ctx.params.get("tracker")
+    if tracker not in (None, "", "none"):
+        names += TRACKING
+        if tracker == "botsort":
+            names.append("gmc_method")
+    return settings_inputs(ctx, inputs, VideoOptions, names)
+
+
+def video_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``VideoOptions`` keywords among a form's values (empty ones left out)."""
+    return {
+        name: params[name]
+        for name in VideoOptions.settings()
+        if params.get(name) not in (None, "")
+    }
 
 
 def device_inputs(ctx: Any, inputs: types.Object) -> bool:

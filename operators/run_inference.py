@@ -34,6 +34,7 @@ from ..slicer import (
     ModelOptions,
     PredictOptions,
     SliceOptions,
+    VideoOptions,
 )
 from . import forms, plugin_settings
 
@@ -85,6 +86,8 @@ class _InferenceOperator(foo.Operator):
         inputs = types.Object()
         if self._common_inputs(ctx, inputs):
             self._settings_inputs(ctx, inputs)
+            if ctx.target_view().media_type == "video":
+                forms.video_inputs(ctx, inputs)
             self._delegation_notice(ctx, inputs)
             self._run_inputs(ctx, inputs)
         return types.Property(inputs, view=types.View(label=self.config.label))
@@ -167,13 +170,16 @@ class _InferenceOperator(foo.Operator):
         else:
             for key, label in (
                 ("processed", "Samples labelled"),
+                ("frames_processed", "Frames labelled (videos)"),
                 ("skipped", "Samples skipped (already labelled)"),
                 ("num_errors", "Samples with unreadable images"),
                 ("num_detections", "Detections written"),
                 ("seconds", "Seconds"),
                 ("images_per_second", "Images per second"),
+                ("frames_per_second", "Frames per second (videos)"),
             ):
-                outputs.float(key, label=label)
+                if key in results or not key.startswith("frames"):
+                    outputs.float(key, label=label)
         return types.Property(outputs, view=types.View(label="Inference run"))
 
     def build_run(self, ctx: Any) -> InferenceRun:
@@ -188,13 +194,16 @@ class _InferenceOperator(foo.Operator):
         if problem:
             raise ModelLoadError(problem)
         shard = params.get("shard_index")
+        target = ctx.target_view()
         settings = {k: params[k] for k in self.options_cls.settings() if k in params}
         settings.update({k: params[k] for k in _MODEL_SETTINGS if k in params})
+        if target.media_type == "video":
+            settings.update(forms.video_params(params))
         sliced = self.options_cls is SliceOptions
         extra = {"store_tiles": bool(params.get("store_tiles"))} if sliced else {}
         make = sliced_run if sliced else baseline_run
         return make(
-            ctx.target_view(),
+            target,
             params["model"],
             params["label_field"],
             **settings,
@@ -230,8 +239,10 @@ class _InferenceOperator(foo.Operator):
     ) -> Any:
         """``__call__``: checks the keywords, then runs the operator on their JSON form."""
         settings = self.options_cls.settings()
-        allowed = _CALL_KEYWORDS | (
-            _SLICED_KEYWORDS if self.options_cls is SliceOptions else set()
+        allowed = (
+            _CALL_KEYWORDS
+            | set(VideoOptions.settings())
+            | (_SLICED_KEYWORDS if self.options_cls is SliceOptions else set())
         )
         unknown = set(keywords) - set(settings) - allowed
         if unknown:
@@ -245,6 +256,9 @@ class _InferenceOperator(foo.Operator):
         )
         ModelOptions.from_params(
             {k: keywords[k] for k in _MODEL_SETTINGS if k in keywords}
+        )
+        VideoOptions.from_params(
+            {k: keywords[k] for k in VideoOptions.settings() if k in keywords}
         )
         model = absolute_model_path(str(model))
         _check_call(
@@ -308,7 +322,8 @@ class RunSlicedInference(_InferenceOperator):
         for group in (forms.SLICING, forms.MERGING, forms.FILTERING, forms.RASTERS):
             forms.settings_inputs(ctx, inputs, SliceOptions, group)
         forms.settings_inputs(ctx, inputs, SliceOptions, ("batch_size",))
-        forms.store_tiles_input(inputs, ctx.params.get("label_field") or "sliced")
+        if ctx.target_view().media_type != "video":  # frames have no tile grid field
+            forms.store_tiles_input(inputs, ctx.params.get("label_field") or "sliced")
 
     def __call__(
         self,

@@ -2,6 +2,8 @@
 
 - ``inference``: ``apply_sliced_model`` / ``apply_baseline_model``, the public calls;
 - ``run``: the run loop (read, predict, write, record) and its summary;
+- ``video``: the same on the frames of videos (``frames.<field>``), with
+  tracking; ``frame_writer`` writes frame labels in batches;
 - ``batch_writer``, ``label_fields``, ``label_runs``, ``sample_scope``,
   ``field_claims``, ``shards``, ``model_cache``: its parts;
 - ``labels``: engine ``Predictions`` <-> FiftyOne ``Detections``;
@@ -27,6 +29,7 @@ from .previews import write_previews
 from .run import InferenceRun, InferenceSummary, tiles_field
 from .run_records import delete_runs, get_run_history, get_run_info, list_runs
 from .shards import shard_of, shard_view, shard_views
+from .video import VideoRun, VideoSummary
 
 __all__ = [
     "FieldInUseError",
@@ -34,6 +37,8 @@ __all__ = [
     "InferenceSummary",
     "LabelFieldError",
     "absolute_model_path",
+    "VideoRun",
+    "VideoSummary",
     "apply_baseline_model",
     "apply_sliced_model",
     "baseline_run",

@@ -46,9 +46,11 @@ from ..slicer import (
     ModelOptions,
     PredictOptions,
     SliceOptions,
+    VideoOptions,
 )
 from ..slicer.tiles import Overlap, SliceWH
 from .run import InferenceRun, InferenceSummary, ProgressCallback
+from .video import VideoRun, video_keywords
 
 #: Keywords of a run that are not prediction or model settings.
 RUN_KEYWORDS = (
@@ -92,6 +94,16 @@ def apply_sliced_model(
     calibration_tiles: int = ModelOptions.calibration_tiles,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
     allow_unsafe_pickle: bool = ModelOptions.allow_unsafe_pickle,
+    frame_step: int = VideoOptions.frame_step,
+    first_frame: int | None = VideoOptions.first_frame,
+    last_frame: int | None = VideoOptions.last_frame,
+    tracker: str | None = VideoOptions.tracker,
+    track_high_thresh: float = VideoOptions.track_high_thresh,
+    track_low_thresh: float = VideoOptions.track_low_thresh,
+    new_track_thresh: float = VideoOptions.new_track_thresh,
+    track_buffer: int = VideoOptions.track_buffer,
+    match_thresh: float = VideoOptions.match_thresh,
+    gmc_method: str = VideoOptions.gmc_method,
     overwrite: bool = False,
     skip_existing: bool = False,
     allow_mixed_settings: bool = False,
@@ -113,8 +125,12 @@ def apply_sliced_model(
     polygons, merged across tiles by rotated-box IoU) with the same
     attributes plus ``angle``.
 
+    On a video collection, each frame of the range is an image: the field is
+    the frame field ``frames.<label_field>`` (see ``sdk.video``) and the
+    summary is a ``VideoSummary`` (frames as well as videos).
+
     Args:
-        samples: a dataset or view of images.
+        samples: a dataset or view of images, or of videos.
         model: a model path (Ultralytics ``.pt``, a Transformers directory or
             hub id), a ``YOLO`` object, a ``(transformers model, processor)``
             pair, a callable ``tile -> detections``, a ``TileModel``, or a
@@ -167,6 +183,20 @@ def apply_sliced_model(
         allow_unsafe_pickle: fully unpickle a ``.pt`` file that safe loading
             refuses (legacy checkpoints). It runs any code the file holds:
             only for files you trust.
+        frame_step: videos only: label every Nth frame of the range.
+        first_frame: videos only: first frame to label (from 1; ``None``:
+            the first).
+        last_frame: videos only: last frame to label, included (``None``: the
+            last).
+        tracker: videos only: ``None``, ``"bytetrack"`` or ``"botsort"``
+            (Ultralytics' trackers on the merged detections of each labelled
+            frame); each detection's ``index`` is its track id.
+        track_high_thresh: tracker setting (Ultralytics' name and default).
+        track_low_thresh: tracker setting.
+        new_track_thresh: tracker setting.
+        track_buffer: tracker setting: labelled frames a lost track is kept.
+        match_thresh: tracker setting.
+        gmc_method: BoT-SORT's camera-motion compensation.
         token: Hugging Face token for private hub models (never recorded).
         shard: ``(index, count)``: process only that shard of ``samples``
             (see ``shard_views``), e.g. one of several workers.
@@ -186,8 +216,8 @@ def apply_sliced_model(
             (``skip_existing`` without ``allow_mixed_settings``).
         FieldInUseError: another run is writing the field now.
         ConfigError: an option is out of range, a class is not the model's, or
-            the collection is not one of images (patches, frames and clips
-            views are refused); raised before any write.
+            the collection is not one of images or videos (patches, frames
+            and clips views are refused); raised before any write.
         ModelLoadError: the model cannot be loaded, or safe loading refused
             it (before any write).
 
@@ -223,6 +253,16 @@ def apply_baseline_model(
     calibration_tiles: int = ModelOptions.calibration_tiles,
     trust_remote_code: bool = ModelOptions.trust_remote_code,
     allow_unsafe_pickle: bool = ModelOptions.allow_unsafe_pickle,
+    frame_step: int = VideoOptions.frame_step,
+    first_frame: int | None = VideoOptions.first_frame,
+    last_frame: int | None = VideoOptions.last_frame,
+    tracker: str | None = VideoOptions.tracker,
+    track_high_thresh: float = VideoOptions.track_high_thresh,
+    track_low_thresh: float = VideoOptions.track_low_thresh,
+    new_track_thresh: float = VideoOptions.new_track_thresh,
+    track_buffer: int = VideoOptions.track_buffer,
+    match_thresh: float = VideoOptions.match_thresh,
+    gmc_method: str = VideoOptions.gmc_method,
     overwrite: bool = False,
     skip_existing: bool = False,
     allow_mixed_settings: bool = False,
@@ -241,7 +281,7 @@ def apply_baseline_model(
     (from a pyramid level when the file has one), never decoded whole.
 
     Args:
-        samples: a dataset or view of images.
+        samples: a dataset or view of images, or of videos (frames labelled).
         model: anything ``apply_sliced_model`` accepts.
         label_field: the field to write (``Detections``, or ``Polylines`` for
             an OBB model).
@@ -264,6 +304,20 @@ def apply_baseline_model(
         progress: as in ``apply_sliced_model``.
         trust_remote_code: let Transformers run a hub repository's own code.
         allow_unsafe_pickle: as in ``apply_sliced_model`` (trusted files only).
+        frame_step: as in ``apply_sliced_model`` (videos), and so are
+            ``first_frame``, ``last_frame``, ``tracker`` and the tracker
+            settings ``track_high_thresh``, ``track_low_thresh``,
+            ``new_track_thresh``, ``track_buffer``, ``match_thresh``,
+            ``gmc_method``.
+        first_frame: see ``frame_step``.
+        last_frame: see ``frame_step``.
+        tracker: see ``frame_step``.
+        track_high_thresh: see ``frame_step``.
+        track_low_thresh: see ``frame_step``.
+        new_track_thresh: see ``frame_step``.
+        track_buffer: see ``frame_step``.
+        match_thresh: see ``frame_step``.
+        gmc_method: see ``frame_step``.
         token: Hugging Face token for private hub models (never recorded).
         shard: ``(index, count)``: process only that shard of ``samples``.
         run_id: shared by all shards of one run.
@@ -331,6 +385,17 @@ def _checked_run(
     model_options = {
         k: keywords.pop(k) for k in ModelOptions.settings() if k in keywords
     }
+    video = video_keywords(samples, keywords)
+    if samples.media_type == "video":
+        return VideoRun(
+            samples,
+            model,
+            label_field,
+            options_cls.from_params(keywords),
+            ModelOptions.from_params(model_options),
+            VideoOptions.from_params(video),
+            **run,
+        )
     return InferenceRun(
         samples,
         model,

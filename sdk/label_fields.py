@@ -30,6 +30,8 @@ def check_label_field(
     is never written, nor is a field that stored evaluations use as ground
     truth overwritten. ``label_type`` is ``fo.Detections``, ``fo.Polylines``
     (for rotated-box models) or ``None`` before the model is known (either).
+    On a video collection the field checked is the frame field
+    ``frames.<label_field>``.
 
     Example::
 
@@ -68,9 +70,11 @@ def label_field_problem(
             "(keep them and label only empty samples), not both"
         )
     dataset = samples._root_dataset
-    if not dataset.has_field(label_field):
+    # A video run writes the frame field ``frames.<label_field>``.
+    path = f"frames.{label_field}" if samples.media_type == "video" else label_field
+    kind = dataset.get_field(path)
+    if kind is None:
         return None
-    kind = dataset.get_field(label_field)
     allowed = WRITABLE_TYPES if label_type is None else (label_type,)
     if getattr(kind, "document_type", None) not in allowed:
         wanted = " or ".join(t.__name__ for t in allowed)
@@ -84,7 +88,7 @@ def label_field_problem(
             "it (overwrite=True; 'Overwrite' in the App), or label only the "
             "samples where it is empty (skip_existing=True)"
         )
-    evaluations = evaluations_with_ground_truth(dataset, label_field)
+    evaluations = evaluations_with_ground_truth(dataset, path)
     if overwrite and evaluations:
         return (
             f"Field {label_field!r} is the ground truth of stored evaluation(s) "

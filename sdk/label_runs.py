@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import fiftyone as fo
+from fiftyone import ViewField as F
 
 from .label_fields import LabelFieldError
 from .run_records import combined_shards, prediction_settings, stored_field_entry
@@ -51,7 +52,7 @@ def labels_role(
         ...             overwrite=False, allow_mixed_settings=False)  # doctest: +SKIP
         'add'
     """
-    if not dataset.has_field(label_field):
+    if not (dataset.has_field(label_field) or dataset.has_frame_field(label_field)):
         return "replace"
     if to_label == 0 and not overwrite:
         return "none"  # it labels nothing: the field's labels are not its own
@@ -59,7 +60,7 @@ def labels_role(
     if not previous:
         return "replace"
     if overwrite:
-        everywhere = dataset_samples(dataset).exists(label_field).count()
+        everywhere = _labelled_samples(dataset, label_field).count()
         return "replace" if everywhere <= labelled_in_target else "add"
     if not allow_mixed_settings:
         mine = prediction_settings(run)
@@ -67,6 +68,31 @@ def labels_role(
             if prediction_settings(other) != mine:
                 raise LabelFieldError(_mixed_settings_message(label_field, other, mine))
     return "add"
+
+
+def labelled_videos(
+    samples: fo.core.collections.SampleCollection, label_field: str
+) -> fo.core.collections.SampleCollection:
+    """The videos of ``samples`` with a value in the frame field ``label_field``,
+    with only those frames.
+
+    Example::
+
+        >>> labelled_videos(videos, "sliced").values("frames.frame_number")  # doctest: +SKIP
+        [[1, 3, 5]]
+    """
+    if not samples._root_dataset.has_frame_field(label_field):
+        return samples.limit(0)
+    return samples.match_frames(F(label_field).exists())
+
+
+def _labelled_samples(
+    dataset: fo.Dataset, label_field: str
+) -> fo.core.collections.SampleCollection:
+    """Every sample of ``dataset`` whose field holds labels (a video: in a frame)."""
+    if dataset.media_type == "video":
+        return labelled_videos(dataset, label_field)
+    return dataset_samples(dataset).exists(label_field)
 
 
 def _other_label_runs(

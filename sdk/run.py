@@ -142,6 +142,10 @@ class InferenceRun:
         >>> summary = run.execute()  # doctest: +SKIP
     """
 
+    #: The media type of the collections this run labels (``video.VideoRun``
+    #: labels the frames of videos).
+    media_type = "image"
+
     def __init__(
         self,
         samples: fo.core.collections.SampleCollection,
@@ -162,6 +166,11 @@ class InferenceRun:
         problem = collection_problem(samples)
         if problem:
             raise ConfigError(problem)
+        if samples.media_type != self.media_type:
+            raise ConfigError(
+                f"this run labels {self.media_type}s; the collection's media "
+                f"type is {samples.media_type!r}"
+            )
         if run_id is not None and not _RUN_ID.fullmatch(str(run_id)):
             raise ConfigError(
                 f"run_id must be 1-64 letters, digits, '_' or '-'; got {run_id!r}"
@@ -256,7 +265,7 @@ class InferenceRun:
             claim.release()
         if self.summary.errors:
             logger.warning(
-                "%s: %d of %d samples skipped (image could not be read): %s",
+                "%s: %d of %d samples skipped (could not be read): %s",
                 self.label_field,
                 self.summary.num_errors,
                 self.summary.processed + self.summary.num_errors,
@@ -278,13 +287,7 @@ class InferenceRun:
         check_classes(tile_model, self.options.classes)  # before anything is written
         # Only the loaded model says which label type it writes: check again,
         # still before anything is written.
-        check_label_field(
-            self.samples,
-            self.label_field,
-            self.overwrite,
-            self.skip_existing,
-            label_type(is_rotated(tile_model)),
-        )
+        self._check_model_labels(tile_model)
         # An INT8 model is quantized on this run's first tiles (counted as loading).
         calibrate(tile_model, paths, self.options)
         common = self._record_common(tile_model)
@@ -297,13 +300,8 @@ class InferenceRun:
             overwrite=self.overwrite,
             allow_mixed_settings=self.allow_mixed_settings,
         )
-        if not self.dataset.has_field(self.label_field):
-            # Declared now, so the run's record always names a field that exists.
-            self.dataset.add_sample_field(
-                self.label_field,
-                fo.EmbeddedDocumentField,
-                embedded_doc_type=label_type(is_rotated(tile_model)),
-            )
+        # Declared now, so the run's record always names a field that exists.
+        self._declare_field(tile_model)
         # Timing starts after loading: a cached model must not make one run
         # look faster than another in the comparison.
         started = time.perf_counter()
@@ -313,22 +311,21 @@ class InferenceRun:
         }
         recorder = RunRecorder(self.dataset, self.label_field, self.shard, self.run_id)
         recorder.start(common, stats, labels)
-        writer = BatchWriter(
-            self.dataset, self.label_field, self.tags, self.tiles_field
-        )
+        writer = self._writer()
+
+        def checkpoint() -> None:
+            self._flush(writer, claim)
+            recorder.update(self._progress_stats(started))
+
         status, failure = "failed", None
         try:
-            yield 0.0, f"Loaded model, {len(ids)} samples to process"
-            with fou.ProgressBar(total=len(ids), progress=progress_bar) as bar:
-                for done, (sample_id, path, width) in enumerate(
-                    zip(ids, paths, widths, strict=True), start=1
-                ):
-                    self._process(sample_id, path, width is None, tile_model, writer)
-                    if writer.due():
-                        self._flush(writer, claim)
-                        recorder.update(self._progress_stats(started))
-                    bar.update()
-                    yield done / max(len(ids), 1), f"{done}/{len(ids)} samples"
+            yield from self._label_samples(
+                list(zip(ids, paths, widths, strict=True)),
+                tile_model,
+                writer,
+                checkpoint,
+                progress_bar,
+            )
             self._flush(writer, claim)
             status = "completed"
         except (GeneratorExit, KeyboardInterrupt):
@@ -386,6 +383,53 @@ class InferenceRun:
         ]
         self.summary.skipped = len(ids) - len(todo)
         return tuple([v[i] for i in todo] for v in (ids, paths, widths))
+
+    def _check_model_labels(self, tile_model: TileModel) -> None:
+        """Refuses the field if it holds another label type than the loaded model writes."""
+        # Only the loaded model says which label type it writes: checked
+        # again, still before anything is written.
+        check_label_field(
+            self.samples,
+            self.label_field,
+            self.overwrite,
+            self.skip_existing,
+            label_type(is_rotated(tile_model)),
+        )
+
+    def _declare_field(self, tile_model: TileModel) -> None:
+        """Adds the label field to the dataset's schema if it is new."""
+        if not self.dataset.has_field(self.label_field):
+            self.dataset.add_sample_field(
+                self.label_field,
+                fo.EmbeddedDocumentField,
+                embedded_doc_type=label_type(is_rotated(tile_model)),
+            )
+
+    def _writer(self) -> BatchWriter:
+        """Where finished samples are queued and written in batches."""
+        return BatchWriter(self.dataset, self.label_field, self.tags, self.tiles_field)
+
+    def _label_samples(
+        self,
+        samples: list[tuple[str, str, int | None]],
+        tile_model: TileModel,
+        writer: BatchWriter,
+        checkpoint: Callable[[], None],
+        progress_bar: bool | None,
+    ) -> Generator[tuple[float, str], None, None]:
+        """Labels ``(id, path, width)`` samples, yielding progress after each.
+
+        ``checkpoint`` writes what is queued and records the progress; it is
+        called whenever the writer is due.
+        """
+        yield 0.0, f"Loaded model, {len(samples)} samples to process"
+        with fou.ProgressBar(total=len(samples), progress=progress_bar) as bar:
+            for done, (sample_id, path, width) in enumerate(samples, start=1):
+                self._process(sample_id, path, width is None, tile_model, writer)
+                if writer.due():
+                    checkpoint()
+                bar.update()
+                yield done / max(len(samples), 1), f"{done}/{len(samples)} samples"
 
     def _flush(self, writer: BatchWriter, claim: FieldClaim) -> None:
         if claim.lost:

@@ -228,8 +228,12 @@ def delete_runs(
     fields = sorted(stored_runs(dataset))
     for label_field in fields:
         delete_run_record(dataset, label_field)
-        if delete_fields and dataset.has_field(label_field):
+        if not delete_fields:
+            continue
+        if dataset.has_field(label_field):
             dataset.delete_sample_field(label_field)
+        elif dataset.has_frame_field(label_field):  # a video run's frame field
+            dataset.delete_frame_field(label_field)
     return fields
 
 

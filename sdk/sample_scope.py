@@ -19,13 +19,17 @@ import fiftyone as fo
 import fiftyone.core.media as fomm
 import fiftyone.core.odm as fodm
 
+#: The media types a run labels: images, and the frames of videos (``VideoRun``).
+LABELLED_MEDIA = (fomm.IMAGE, fomm.VIDEO)
+
 
 def collection_problem(samples: fo.core.collections.SampleCollection) -> str | None:
     """Why a run cannot label ``samples``, or ``None`` if it can.
 
     Refused: patches views (labels written there never reach the images),
-    frames and clips views (video is not supported yet), dynamic groups, and
-    anything whose media type is not ``image``.
+    frames and clips views (their labels would not reach the videos' own
+    frames), dynamic groups, and any media type other than ``image`` and
+    ``video``.
 
     Example::
 
@@ -34,8 +38,9 @@ def collection_problem(samples: fo.core.collections.SampleCollection) -> str | N
     """
     if samples._is_frames:
         return (
-            "This is a frames view of a video dataset (to_frames): video is not "
-            "supported yet. Export the frames as images to a dataset of their own"
+            "This is a frames view of a video dataset (to_frames): run on the "
+            "videos themselves, which labels their frames (frames.<field>), or "
+            "export the frames as images to a dataset of their own"
         )
     if samples._is_patches:
         return (
@@ -45,16 +50,19 @@ def collection_problem(samples: fo.core.collections.SampleCollection) -> str | N
             'dataset.select(patches.distinct("sample_id"))'
         )
     if samples._is_clips:
-        return "This is a clips view of a video dataset: video is not supported yet"
+        return (
+            "This is a clips view of a video dataset: run on the videos, with "
+            "first_frame and last_frame for the range"
+        )
     if samples._is_dynamic_groups:
         return (
             "This is a dynamic groups view (group_by): run on the images, e.g. "
             "the dataset or a flat view of it"
         )
-    if samples.media_type != fomm.IMAGE:
+    if samples.media_type not in LABELLED_MEDIA:
         return (
-            f"Sliced inference runs on images; this collection's media type is "
-            f"{samples.media_type!r}"
+            f"Sliced inference runs on images and videos; this collection's media "
+            f"type is {samples.media_type!r}"
             + (
                 ": select an image slice with select_group_slices(...)"
                 if samples.media_type == fomm.GROUP

@@ -17,3 +17,7 @@ class ImageError(SlicerError):
 
 class ModelLoadError(SlicerError):
     """A model cannot be loaded from what the user gave."""
+
+
+class VideoError(ImageError):
+    """A video cannot be read, or ends before a frame it should hold."""

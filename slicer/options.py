@@ -537,3 +537,207 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+#: The trackers a video run can use: name -> what it does.
+TRACKERS = {
+    "none": "No tracking: detections only.",
+    "bytetrack": "Ultralytics' ByteTrack: motion (Kalman filter) and box overlap; "
+    "fast, for a steady camera.",
+    "botsort": "Ultralytics' BoT-SORT: ByteTrack plus camera-motion compensation "
+    "(gmc_method), for a moving camera (drones); slower.",
+}
+#: Camera-motion compensation methods of BoT-SORT.
+GMC_METHODS = {
+    "sparseOptFlow": "Sparse optical flow (Ultralytics' default).",
+    "orb": "ORB feature matching.",
+    "sift": "SIFT feature matching (slow).",
+    "ecc": "Enhanced correlation coefficient (slow).",
+    "none": "No compensation: a steady camera.",
+}
+
+
+def _score_setting(default: float, *, label: str, help: str) -> Any:
+    """A tracker setting that is a score or threshold in ``[0, 1]``."""
+    return setting(
+        default, label=label, help=help, kind="float", minimum=0.0, maximum=1.0
+    )
+
+
+#: The tracker settings that are scores or thresholds in [0, 1].
+_TRACKER_SCORES = (
+    "track_high_thresh",
+    "track_low_thresh",
+    "new_track_thresh",
+    "match_thresh",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoOptions:
+    """Which frames of a video are labelled, and how detections become tracks.
+
+    Frames are numbered from 1, as FiftyOne numbers them. The tracker settings
+    are Ultralytics' (``bytetrack.yaml`` / ``botsort.yaml``), with the same
+    defaults; they apply to the merged detections of each labelled frame.
+
+    Attributes:
+        frame_step: label every Nth frame of the range (1: every frame).
+        first_frame: first frame of the range (``None``: the first).
+        last_frame: last frame of the range, included (``None``: the last);
+            a range beyond a video's end stops at its end.
+        tracker: ``None`` (or ``"none"``), ``"bytetrack"`` or ``"botsort"``.
+        track_high_thresh: score for the first association stage.
+        track_low_thresh: lowest score used by the second stage.
+        new_track_thresh: score a detection needs to start a track.
+        track_buffer: labelled frames a lost track is kept for.
+        match_thresh: association threshold (1 - IoU cost).
+        gmc_method: BoT-SORT's camera-motion compensation.
+
+    Example::
+
+        >>> VideoOptions(frame_step=5, tracker="bytetrack").frame_numbers(23)
+        range(1, 24, 5)
+    """
+
+    frame_step: int = setting(
+        1,
+        label="Every Nth frame",
+        help="Label every Nth frame of the range (1: every frame); the others "
+        "are decoded but not labelled.",
+        kind="int",
+        minimum=1,
+    )
+    first_frame: int | None = setting(
+        None,
+        label="First frame",
+        help="First frame to label (frames are numbered from 1); empty: the first.",
+        kind="int",
+        minimum=1,
+    )
+    last_frame: int | None = setting(
+        None,
+        label="Last frame",
+        help="Last frame to label, included; empty: the last. A range beyond a "
+        "video's end stops at its end.",
+        kind="int",
+        minimum=1,
+    )
+    tracker: str | None = setting(
+        None,
+        label="Tracker",
+        help="Link detections across frames into tracks; each detection's "
+        "index is its track id, which the App draws as a trajectory.",
+        kind="choice",
+        choices=TRACKERS,
+    )
+    track_high_thresh: float = _score_setting(
+        0.25,
+        label="Tracker: high score",
+        help="Detections scoring at least this are associated first.",
+    )
+    track_low_thresh: float = _score_setting(
+        0.1,
+        label="Tracker: low score",
+        help="Detections between this and the high score are used in a second "
+        "association (lower the run's confidence to this to use it).",
+    )
+    new_track_thresh: float = _score_setting(
+        0.25,
+        label="Tracker: new-track score",
+        help="A detection that matches no track starts one if it scores at least this.",
+    )
+    track_buffer: int = setting(
+        30,
+        label="Tracker: frames a lost track is kept",
+        help="Labelled frames a track survives without a detection (occlusion); "
+        "with frame_step N, N times as many video frames.",
+        kind="int",
+        minimum=0,
+    )
+    match_thresh: float = _score_setting(
+        0.8,
+        label="Tracker: match threshold",
+        help="Association cost limit (1 - IoU, fused with the score); raise it "
+        "for fast objects that overlap little between labelled frames.",
+    )
+    gmc_method: str = setting(
+        "sparseOptFlow",
+        label="Tracker: camera-motion compensation",
+        help="BoT-SORT only: how camera motion between frames is estimated.",
+        kind="choice",
+        choices=GMC_METHODS,
+    )
+
+    def __post_init__(self) -> None:
+        if self.tracker == "none":
+            object.__setattr__(self, "tracker", None)
+        if self.tracker is not None and self.tracker not in TRACKERS:
+            raise ConfigError(
+                f"tracker must be None or one of {', '.join(TRACKERS)}; "
+                f"got {self.tracker!r}"
+            )
+        if self.gmc_method not in GMC_METHODS:
+            raise ConfigError(
+                f"gmc_method must be one of {', '.join(GMC_METHODS)}; "
+                f"got {self.gmc_method!r}"
+            )
+        if not _is_int(self.frame_step) or self.frame_step < 1:
+            raise ConfigError(
+                f"frame_step must be a positive whole number, got {self.frame_step!r}"
+            )
+        for name in ("first_frame", "last_frame"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ConfigError(
+                    f"{name} must be a frame number (from 1) or None, got {value!r}"
+                )
+        first, last = self.first_frame, self.last_frame
+        if first is not None and last is not None and last < first:
+            raise ConfigError(f"last_frame ({last}) is before first_frame ({first})")
+        for name in _TRACKER_SCORES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {value!r}")
+        if not _is_int(self.track_buffer) or self.track_buffer < 0:
+            raise ConfigError(
+                f"track_buffer must be a whole number >= 0, got {self.track_buffer!r}"
+            )
+
+    @classmethod
+    def settings(cls) -> dict[str, Setting]:
+        """Every setting, by name."""
+        return settings_of(cls)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, strict: bool = True) -> Any:
+        """Options from flat parameters; ``None`` means the default."""
+        return from_params(cls, params, strict=strict)
+
+    def frame_numbers(self, total_frames: int) -> range:
+        """The frames to label in a video of ``total_frames`` frames (1-based)."""
+        first = self.first_frame or 1
+        last = min(self.last_frame or total_frames, total_frames)
+        return range(first, last + 1, self.frame_step)
+
+    def tracker_settings(self) -> dict[str, Any]:
+        """The tracker's own settings (empty without a tracker)."""
+        if self.tracker is None:
+            return {}
+        names = [*_TRACKER_SCORES, "track_buffer"]
+        if self.tracker == "botsort":
+            names.append("gmc_method")
+        return {name: getattr(self, name) for name in names}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly settings as run records store them (tracker settings
+        only when a tracker runs)."""
+        return {
+            "frame_step": self.frame_step,
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "tracker": self.tracker,
+            **self.tracker_settings(),
+        }

@@ -199,6 +199,80 @@ def load_oriented_dataset(
     return dataset
 
 
+def load_fiftyone_video_dataset(
+    video_paths: Sequence[str | Path],
+    name: str | None = None,
+    overwrite: bool = False,
+    persistent: bool = False,
+) -> fo.Dataset:
+    """A FiftyOne video dataset of videos written by ``synthetic.write_video``.
+
+    Each video's labels (the JSON next to it) become the frame field
+    ``frames.ground_truth``: one ``fo.Detections`` per frame, each detection's
+    ``index`` its true track id (FiftyOne's convention for object identity).
+
+    Args:
+        video_paths: videos written by ``write_video``.
+        name: dataset name; ``None`` lets FiftyOne choose one.
+        overwrite: replace an existing dataset of that name.
+        persistent: keep the dataset after the process exits.
+
+    Example::
+
+        from sliced_inference.synthetic import write_video, load_fiftyone_video_dataset
+
+        write_video("/tmp/videos/drone.mp4", num_frames=60)
+        dataset = load_fiftyone_video_dataset(["/tmp/videos/drone.mp4"])
+        print(dataset.count("frames.ground_truth.detections"))
+    """
+    from .video import VideoLabels, labels_path
+
+    dataset = _new_dataset(name, overwrite, persistent, CLASSES, {})
+    paths = [Path(p).resolve() for p in video_paths]
+    all_labels = [VideoLabels.load(labels_path(p)) for p in paths]
+    samples = [
+        fo.Sample(
+            filepath=str(path),
+            metadata=fo.VideoMetadata(
+                frame_width=labels.width,
+                frame_height=labels.height,
+                frame_rate=labels.fps,
+                total_frame_count=len(labels.frames),
+                duration=len(labels.frames) / labels.fps,
+                mime_type="video/mp4",
+            ),
+            seed=labels.seed,
+        )
+        for path, labels in zip(paths, all_labels, strict=True)
+    ]
+    ids = dataset.add_samples(samples)
+    frames = {
+        sample_id: {
+            f.frame_number: fo.Detections(
+                detections=[
+                    fo.Detection(
+                        label=label,
+                        bounding_box=[
+                            x0 / labels.width,
+                            y0 / labels.height,
+                            (x1 - x0) / labels.width,
+                            (y1 - y0) / labels.height,
+                        ],
+                        index=track_id,
+                    )
+                    for (x0, y0, x1, y1), label, track_id in zip(
+                        f.boxes, f.labels, f.track_ids, strict=True
+                    )
+                ]
+            )
+            for f in labels.frames
+        }
+        for sample_id, labels in zip(ids, all_labels, strict=True)
+    }
+    dataset.set_values(f"frames.{GT_FIELD}", frames, key_field="id")
+    return dataset
+
+
 def _sample(root: Path, img: dict, ground_truth: fo.Label) -> fo.Sample:
     """A sample of one written image entry, with its metadata, seed and ground truth."""
     width, height = int(img["width"]), int(img["height"])

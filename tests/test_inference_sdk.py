@@ -403,11 +403,13 @@ def test_to_detections_clips_masks_and_boxes_to_the_image() -> None:
     assert back.mask_boxes.tolist()[0] == [90, 5, 100, 15]
 
 
-def test_video_collections_are_refused() -> None:
+def test_a_missing_video_is_reported_not_fatal() -> None:
     ds = fo.Dataset()
-    ds.add_sample(fo.Sample(filepath="/tmp/video.mp4"))
-    with pytest.raises(ConfigError, match="images"):
-        si.apply_sliced_model(ds, _center_model(), "preds")
+    ds.add_sample(fo.Sample(filepath="/tmp/no-such-video.mp4"))
+    summary = si.apply_sliced_model(ds, _center_model(), "preds")
+    assert summary.processed == 0
+    assert "not found" in next(iter(summary.errors.values()))
+    assert si.get_run_info(ds, "preds")["num_errors"] == 1
     ds.delete()
 
 

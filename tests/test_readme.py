@@ -190,6 +190,19 @@ def _no_cuda(model: Path) -> str:
     return result.stderr
 
 
+def _truncated_video_error(folder: Path, model: str) -> str:
+    """What a run reports for a video cut off before the 10 frames its header announces."""
+    from sliced_inference.synthetic.video import write_cut_video
+
+    path = write_cut_video(folder / "cut.avi")
+    videos = fo.Dataset()
+    videos.add_sample(fo.Sample(filepath=str(path)))
+    try:
+        return str(si.apply_sliced_model(videos, model, "preds").errors)
+    finally:
+        videos.delete()
+
+
 def test_troubleshooting_messages_are_produced(
     small_dataset: fo.Dataset,
     det_model_path: Path,
@@ -235,6 +248,9 @@ def test_troubleshooting_messages_are_produced(
         ),
         "image file not found": lambda: str(
             si.apply_sliced_model(missing, model, "preds").errors
+        ),
+        "truncated, corrupt or frames missing": lambda: _truncated_video_error(
+            tmp_path, model
         ),
     }
     listed = troubleshooting_messages(README.read_text())

@@ -352,7 +352,9 @@ def test_compare_refuses_ground_truth_that_is_not_detections(
     one_image: fo.Dataset,
 ) -> None:
     one_image.clone_sample_field("reviewed", "reviewed_copy")
-    with pytest.raises(ValueError, match="'reviewed' is not a Detections field"):
+    with pytest.raises(
+        ValueError, match="'reviewed' is not a Detections or Polylines field"
+    ):
         si.compare_runs(one_image, "reviewed", ["reviewed_copy", "one_tile"])
     assert not one_image.list_evaluations()
 
