@@ -383,7 +383,7 @@ class ModelOptions:
         "auto",
         label="Backend",
         help="What runs the network. auto: OpenVINO for Ultralytics detect and "
-        "segment models on a CPU (about 3x faster there), PyTorch on a GPU and "
+        "segment models on a CPU, PyTorch on a GPU and "
         "for other models (oriented boxes included).",
         kind="choice",
         choices=BACKENDS,

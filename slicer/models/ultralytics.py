@@ -9,7 +9,7 @@ exported files, ...) go through ``YOLO.predict``.
 
 Only the forward pass depends on the backend: ``TorchNetwork`` (the fused
 PyTorch module) or ``openvino_network.OpenVINONetwork`` (the same weights
-exported to OpenVINO, about 3x faster on a CPU; detect and segment models).
+exported to OpenVINO on a CPU; detect and segment models).
 Both take the same uint8 batches and feed the same NMS and mask decoding, so
 they agree. Oriented-box models run on PyTorch (``backend="auto"`` picks it).
 """
