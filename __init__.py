@@ -28,7 +28,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._version import __version__
+# pytest imports this file on its own, outside any package, when the
+# checkout's folder name is not an identifier (e.g. "sliced-inference", the
+# repository's name): then there is nothing to import it from.
+if __package__:
+    from ._version import __version__
 
 # Public name -> module (relative to this package) that defines it.
 _SDK = {

@@ -112,3 +112,19 @@ def _check_fresh_import(code: str, forbidden: list[str]) -> None:
         [sys.executable, "-c", check], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_root_init_imports_outside_a_package() -> None:
+    """pytest imports the root ``__init__.py`` on its own in a checkout named
+    ``sliced-inference`` (not an identifier): it must load there too."""
+    code = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('__init__', {str(REPO_ROOT / '__init__.py')!r}); "
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+        "print(callable(module.register))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
