@@ -205,3 +205,24 @@ def test_transformers_model_and_processor_pair(tiny_detr_dir) -> None:
         [np.zeros((200, 300, 3), np.uint8)] * 2, imgsz=160, confidence=0.0
     )
     assert len(out) == 2 and all((p.boxes[:, 2] <= 300.01).all() for p in out)
+
+
+@pytest.mark.parametrize("count", [5, 6, 7])
+def test_nms_reads_any_number_of_candidates_as_anchors(det_model_path, count) -> None:
+    """Six candidate anchors once came back as garbage (Ultralytics read the
+    (1, C, 6) block as an end-to-end model's rows): class ids like 597."""
+    import torch
+
+    model = load_model(det_model_path, backend="torch")
+    classes = len(model.class_names)
+    output = torch.zeros((1, 4 + classes, 50))
+    for i in range(count):  # far apart, one class each, above the threshold
+        output[0, :4, i] = torch.tensor([40.0 + 80 * i, 50.0, 20.0, 10.0])
+        output[0, 4 + i % classes, i] = 0.9
+    output[0, 4, count:] = 0.01  # the other anchors stay below it
+    (det,) = model._nms(output, 0.25, (640, 640))
+    assert len(det) == count
+    assert sorted(det[:, 5].long().tolist()) == sorted(
+        i % classes for i in range(count)
+    )
+    assert torch.allclose(det[:, 4], torch.full((count,), 0.9))

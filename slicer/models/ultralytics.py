@@ -430,7 +430,7 @@ class UltralyticsModel:
             scores = output[:, 4 : 4 + len(self.class_names)]
             candidates = scores.amax(1) > confidence
             return [
-                nms(pred[None, :, keep])[0]
+                nms(pred[None, :, _candidate_columns(keep)])[0]
                 for pred, keep in zip(output, candidates, strict=True)
             ]
 
@@ -667,6 +667,23 @@ def rotated_tile_predictions(
     )
     b = preds.boxes
     return preds.select((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1]))
+
+
+def _candidate_columns(keep: Any) -> Any:
+    """The indices of the candidate anchors (``keep``), never exactly six of them.
+
+    Ultralytics' NMS reads an output whose last dimension is 6 as an
+    end-to-end model's ``(x1, y1, x2, y2, score, class)`` rows: six candidate
+    columns would come back as garbage boxes and class ids. A seventh column,
+    an anchor below the threshold, is dropped by the NMS's first filter.
+    """
+    import torch
+
+    index = keep.nonzero().squeeze(1)
+    if len(index) == 6:
+        spare = (~keep).nonzero().squeeze(1)[:1]
+        index = torch.cat([index, spare])
+    return index
 
 
 @contextlib.contextmanager
