@@ -38,6 +38,7 @@ import numpy as np
 
 from .evaluate import IOU_THRESHOLD, Instances, ap50, box_iou
 from .memory import peak_rss, reset_peak_rss
+from .report import write_section
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DET_MODEL = REPO_ROOT / "models" / "small-objects-det.pt"
@@ -456,26 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=1))
     print(text)
     if args.out:
-        write_section(Path(args.out), text)
+        write_section(Path(args.out), "bench.huge_image", text)
     return 0
-
-
-def write_section(path: Path, section: str) -> None:
-    """Puts ``section`` in the report at ``path``: replaces its own heading's section, else appends.
-
-    The section can live in ``docs/benchmarks.md`` next to what ``bench.run``
-    writes, or in a file of its own.
-    """
-    heading = section.splitlines()[0]
-    text = path.read_text() if path.is_file() else ""
-    if heading in text:
-        start = text.index(heading)
-        following = text.find("\n## ", start + len(heading))
-        rest = "" if following < 0 else "\n" + text[following + 1 :]
-        text = text[:start] + section + rest
-    else:
-        text = (text.rstrip() + "\n\n" if text.strip() else "") + section
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
 The rows: ``ours`` (the engine, ``backend="auto"``: OpenVINO on a CPU, two
 streams), ``ours-1stream`` (the same on one stream, all cores: what SAHI and
-supervision do), ``ours-torch`` (the PyTorch backend), ``sdk`` (the SDK end
-to end on a FiftyOne dataset: JPEG decode, inference, merge, label write, at
-its default settings), ``sahi`` (matched settings), ``sahi-default`` (SAHI's
+supervision do), ``ours-torch`` (the PyTorch backend), ``ours-int8`` (the
+opt-in INT8 OpenVINO model, calibrated on the first image's tiles), ``sdk``
+(the SDK end to end on a FiftyOne dataset: JPEG decode, inference, merge,
+label write, at its default settings), ``sdk-int8`` (the same with
+``precision="int8"``: each one-image run calibrates on its image's tiles,
+quantized once and then read from the export cache), ``sahi`` (matched settings), ``sahi-default`` (SAHI's
 own defaults), ``sahi-openvino`` (SAHI given our exported OpenVINO model,
 loaded by Ultralytics as ``YOLO(<dir>)``), ``supervision`` and
 ``supervision-compact``.
@@ -48,6 +51,7 @@ from sliced_inference.slicer import (
     MergeConfig,
     Predictions,
     SliceOptions,
+    calibrate,
     load_model,
     predict_sliced,
     tile_boxes,
@@ -128,6 +132,9 @@ class Ours:
         backend: ``"auto"`` (OpenVINO on a CPU) or ``"torch"``.
         parallel: ``None``: the engine's default (two streams on a CPU on
             PyTorch, one on OpenVINO); ``False``: one stream.
+        precision: ``"fp32"`` or ``"int8"`` (OpenVINO; calibrated on the
+            first image it is given, untimed, as a run calibrates on its
+            first tiles).
     """
 
     name = "ours"
@@ -140,17 +147,21 @@ class Ours:
         *,
         backend: str = "auto",
         parallel: bool | None = None,
+        precision: str = "fp32",
         name: str = "ours",
     ) -> None:
         self.name = name
         self.model = _shared(
             shared,
-            ("ours", str(model_path), settings.device, backend, parallel),
-            lambda: _our_model(model_path, settings.device, backend, parallel),
+            ("ours", str(model_path), settings.device, backend, parallel, precision),
+            lambda: _our_model(
+                model_path, settings.device, backend, parallel, precision
+            ),
         )
         self.options = our_options(settings)
 
     def prepare(self, image_rgb: np.ndarray) -> np.ndarray:
+        calibrate(self.model, [image_rgb], self.options)  # INT8 only, once
         return image_rgb
 
     def run(self, prepared: np.ndarray) -> Predictions:
@@ -185,9 +196,15 @@ def our_options(settings: Settings) -> SliceOptions:
 
 
 def _our_model(
-    model_path: str | Path, device: str, backend: str, parallel: bool | None
+    model_path: str | Path,
+    device: str,
+    backend: str,
+    parallel: bool | None,
+    precision: str = "fp32",
 ) -> Any:
-    model = load_model(str(model_path), device=device, backend=backend)
+    model = load_model(
+        str(model_path), device=device, backend=backend, precision=precision
+    )
     model.parallel = parallel
     return model
 
@@ -203,13 +220,20 @@ class Sdk:
     """
 
     name = "sdk"
-    field = "bench"
 
     def __init__(
-        self, model_path: str | Path, settings: Settings, shared: dict | None = None
+        self,
+        model_path: str | Path,
+        settings: Settings,
+        shared: dict | None = None,
+        *,
+        precision: str = "fp32",
+        name: str = "sdk",
     ) -> None:
         from ultralytics import YOLO
 
+        self.name = name
+        self.field = name.replace("-", "_")  # a field per row: rows share the dataset
         self.model_path = str(model_path)
         self.settings = settings
         self.class_ids = {
@@ -226,6 +250,7 @@ class Sdk:
             "merge_metric": options.merge.metric,
             "merge_threshold": options.merge.threshold,
             "device": settings.device,
+            "precision": precision,
         }
 
     def prepare(self, image_rgb: np.ndarray) -> Any:
@@ -516,8 +541,12 @@ def build_tool(
         return Ours(model_path, settings, shared, parallel=False, name=name)
     if name == "ours-torch":
         return Ours(model_path, settings, shared, backend="torch", name=name)
-    if name == "sdk":
-        return Sdk(model_path, dataclasses.replace(settings, matched=False), shared)
+    if name == "ours-int8":
+        return Ours(model_path, settings, shared, precision="int8", name=name)
+    if name in ("sdk", "sdk-int8"):
+        defaults = dataclasses.replace(settings, matched=False)
+        precision = "int8" if name == "sdk-int8" else "fp32"
+        return Sdk(model_path, defaults, shared, precision=precision, name=name)
     if name == "sahi":
         return Sahi(model_path, settings, shared)
     if name == "sahi-default":

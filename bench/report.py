@@ -24,7 +24,9 @@ TOOL_TITLES = {
     "ours": "ours",
     "ours-1stream": "ours, 1 stream",
     "ours-torch": "ours (PyTorch)",
+    "ours-int8": "ours INT8",
     "sdk": "SDK end to end",
+    "sdk-int8": "SDK INT8",
     "sahi": "SAHI",
     "sahi-default": "SAHI defaults",
     "sahi-openvino": "SAHI on OpenVINO",
@@ -36,12 +38,14 @@ TOOL_TITLES = {
 #: Ratio columns: (title, slower row, faster row); shown where both rows ran.
 RATIOS = (
     ("SAHI defaults / SDK", "sahi-default", "sdk"),
+    ("SAHI defaults / SDK INT8", "sahi-default", "sdk-int8"),
     ("SAHI / ours", "sahi", "ours"),
     ("SAHI on OpenVINO / ours", "sahi-openvino", "ours"),
     ("supervision / ours", "supervision", "ours"),
     ("supervision (compact) / ours", "supervision-compact", "ours"),
     ("supervision / ours 1 stream", "supervision", "ours-1stream"),
     ("PyTorch / OpenVINO (ours)", "ours-torch", "ours"),
+    ("FP32 / INT8 (ours)", "ours", "ours-int8"),
     ("ours / forward", "ours", FLOOR),
     ("ours PyTorch / its forward", "ours-torch", FLOOR_TORCH),
 )
@@ -340,6 +344,13 @@ def _speed_targets(section: Any, targets: list) -> None:
             2.0 if seg else 1.2,
         ),
         ("engine >= 1.2x supervision (matched)", "supervision", "ours", 1.2),
+        # The same target for the opt-in INT8 model (the default is FP32).
+        (
+            f"SDK INT8 (opt-in) >= {3.0 if seg else 2.5}x SAHI defaults",
+            "sahi-default",
+            "sdk-int8",
+            3.0 if seg else 2.5,
+        ),
     ]
     for name, slow, fast, fold in checks:
         if _ran(runs, slow) and _ran(runs, fast):
@@ -377,6 +388,17 @@ def _accuracy_targets(section: Any, targets: list) -> None:
             targets.append(
                 (
                     f"{task}: {label} OpenVINO vs PyTorch within 0.005",
+                    f"{a:.3f} vs {b:.3f}",
+                    abs(a - b) <= 0.005,
+                )
+            )
+    int8_m = acc.get(("matched", "ours-int8"))
+    if ours_m and int8_m:
+        for field, label in fields:
+            a, b = getattr(int8_m, field), getattr(ours_m, field)
+            targets.append(
+                (
+                    f"{task}: {label} INT8 vs FP32 within 0.005 (else INT8 stays opt-in)",
                     f"{a:.3f} vs {b:.3f}",
                     abs(a - b) <= 0.005,
                 )

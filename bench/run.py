@@ -48,7 +48,9 @@ DET_TOOLS = (
     "ours",
     "ours-1stream",
     "ours-torch",
+    "ours-int8",
     "sdk",
+    "sdk-int8",
     "sahi",
     "sahi-default",
     "sahi-openvino",
@@ -60,9 +62,9 @@ DET_TOOLS = (
 SEG_TOOLS = (*DET_TOOLS, "supervision-compact")
 SEG_DENSITY_TOOLS = tuple(t for t in DET_TOOLS if t != "supervision")
 #: Rows that only exist on a CPU (OpenVINO and the two-stream scheme).
-CPU_ONLY = ("ours-1stream", "ours-torch", "sahi-openvino")
+CPU_ONLY = ("ours-1stream", "ours-torch", "ours-int8", "sdk-int8", "sahi-openvino")
 #: Rows already at their tool's default settings (scored as "default").
-DEFAULT_ROWS = ("sdk", "sahi-default")
+DEFAULT_ROWS = ("sdk", "sdk-int8", "sahi-default")
 #: Tools also scored once at their own defaults (the others have a row for it).
 DEFAULT_TWINS = ("ours", "supervision")
 #: supervision's default (dense) masks are full-image arrays, and its mask NMS

@@ -33,6 +33,7 @@ from sliced_inference.slicer import (
     load_model,
     predict_sliced,
 )
+from sliced_inference.slicer.models import openvino_network
 from sliced_inference.slicer.models.export_cache import CACHE_ENV, entry_problem
 from sliced_inference.synthetic import load_fiftyone_dataset, write_dataset
 
@@ -296,7 +297,10 @@ def test_oriented_box_models_run_on_torch(tmp_path: Path) -> None:
 
 
 def test_int8_calibrates_on_tiles_of_a_windowed_tiff(
-    det_model_path: Path, tmp_path: Path
+    det_model_path: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import tifffile
 
@@ -308,6 +312,22 @@ def test_int8_calibrates_on_tiles_of_a_windowed_tiff(
     assert model.needs_calibration
     calibrate(model, [tmp_path / "unreadable.tif", path], SliceOptions(slice_wh=320))
     assert not model.needs_calibration
+    # NNCF's per-op INFO lines and progress bars stay out of the user's console.
+    assert "nncf" not in capfd.readouterr().out.lower()
+
+    # The same first tiles again (a re-run): the network they made is kept,
+    # without looking the quantized model up (and hashing the weights) again.
+    network, lookups = model.network, []
+    real = openvino_network.quantized_dir
+    monkeypatch.setattr(
+        openvino_network,
+        "quantized_dir",
+        lambda *args: lookups.append(args) or real(*args),
+    )
+    calibrate(model, [path], SliceOptions(slice_wh=320))
+    assert model.network is network and lookups == []
+    calibrate(model, [path], SliceOptions(slice_wh=320, overlap=0.5))  # other tiles
+    assert len(lookups) == 1 and model.network is not network
     manifest = json.loads((model.network.folder / "manifest.json").read_text())
     assert manifest["key"]["calibration_tiles"] == 2
     assert model.runtime.applied["precision"] == "int8"

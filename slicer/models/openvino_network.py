@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import logging
 import shutil
 import threading
@@ -127,19 +128,24 @@ def exported_dir(yolo: Any) -> Path:
     )
 
 
+def calibration_digest(calibration: Sequence[np.ndarray]) -> str:
+    """SHA-256 of INT8 calibration batches (shapes and pixels): what an INT8 model is made from."""
+    sha = hashlib.sha256()
+    for batch in calibration:
+        sha.update(str(batch.shape).encode())
+        sha.update(np.ascontiguousarray(batch))
+    return sha.hexdigest()
+
+
 def quantized_dir(yolo: Any, fp32_dir: Path, calibration: Sequence[np.ndarray]) -> Path:
     """The INT8 model of ``yolo`` calibrated on ``calibration`` (uint8 NHWC batches).
 
     Cached by the FP32 key plus a digest of the calibration batches, so the
     same tiles give the same model without quantizing again.
     """
-    sha = hashlib.sha256()
-    for batch in calibration:
-        sha.update(str(batch.shape).encode())
-        sha.update(np.ascontiguousarray(batch))
     key = {
         **export_key(yolo, "int8"),
-        "calibration": sha.hexdigest(),
+        "calibration": calibration_digest(calibration),
         "calibration_tiles": int(sum(len(b) for b in calibration)),
     }
     return cached_entry(
@@ -307,13 +313,22 @@ def _quantize(fp32_dir: Path, calibration: list[np.ndarray], folder: Path) -> No
         np.ascontiguousarray(b.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
         for b in calibration
     ]
-    quantized = nncf.quantize(
-        model,
-        nncf.Dataset(inputs),
-        preset=nncf.QuantizationPreset.MIXED,
-        subset_size=len(inputs),
-        ignored_scope=_float_head(model),
-    )
+    # NNCF prints an INFO line per float op and its own progress bars to
+    # stdout: noise inside a run's progress bar (its warnings still show).
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantized = nncf.quantize(
+                model,
+                nncf.Dataset(inputs),
+                preset=nncf.QuantizationPreset.MIXED,
+                subset_size=len(inputs),
+                ignored_scope=_float_head(model),
+            )
+    finally:
+        nncf_logger.setLevel(level)
     xml = _xml(fp32_dir)
     ov.save_model(quantized, str(folder / xml.name), compress_to_fp16=False)
     for extra in fp32_dir.glob("*.yaml"):  # Ultralytics' metadata

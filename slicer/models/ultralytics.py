@@ -271,6 +271,7 @@ class UltralyticsModel:
         self.class_names = {int(k): str(v) for k, v in yolo.names.items()}
         self.default_imgsz = _trained_imgsz(yolo)
         self.calibration_tiles = calibration_tiles
+        self._calibrated_on: str | None = None  # digest of the INT8 calibration tiles
         net = yolo.model
         #: the network's stride (inputs are padded to a multiple of it)
         self.stride = int(max(net.stride)) if hasattr(net, "stride") else 32
@@ -465,7 +466,12 @@ class UltralyticsModel:
         """
         if not self._int8_pending and self.precision != "int8":
             return
-        from .openvino_network import OpenVINONetwork, exported_dir, quantized_dir
+        from .openvino_network import (
+            OpenVINONetwork,
+            calibration_digest,
+            exported_dir,
+            quantized_dir,
+        )
 
         chosen = list(itertools.islice(tiles, self.calibration_tiles))
         if not chosen:
@@ -473,9 +479,14 @@ class UltralyticsModel:
         batches = [
             self._input_batch([t], input_scale(t.shape[:2], imgsz)) for t in chosen
         ]
-        folder = quantized_dir(self.yolo, exported_dir(self.yolo), batches)
-        if getattr(self.network, "folder", None) != folder:
-            self.network = OpenVINONetwork(folder, precision="int8")
+        digest = calibration_digest(batches)
+        # A run over the same first tiles (an App re-run, a resumed run) keeps
+        # the network those tiles made, without hashing the weights again.
+        if digest != self._calibrated_on:
+            folder = quantized_dir(self.yolo, exported_dir(self.yolo), batches)
+            if getattr(self.network, "folder", None) != folder:
+                self.network = OpenVINONetwork(folder, precision="int8")
+            self._calibrated_on = digest
         self._int8_pending = False
 
     def predict_batches(
