@@ -657,16 +657,21 @@ def _method() -> list[str]:
         '"ultralytics", image_size=slice)`; supervision: `sv.InferenceSlicer` with a '
         "callback `sv.Detections.from_ultralytics(YOLO.predict(tile, imgsz=slice))`, "
         "`thread_workers=1`).",
-        "- Rows: `ours` is the engine (`predict_sliced`) with its default backend, "
-        "OpenVINO FP32 on a CPU, running two tile batches at once, each on half the "
-        "cores (`UltralyticsModel.parallel`); `ours, 1 stream` is the same on one "
-        "stream with all cores (as SAHI and supervision run); `ours (PyTorch)` the "
-        "PyTorch backend (two streams). `SDK end to end` is `apply_sliced_model` at its "
-        "default settings on a one-image FiftyOne dataset: reading and decoding the "
-        "JPEG, inference, merging, writing the labels and the run record. `SAHI on "
-        "OpenVINO` is SAHI given the very export our engine runs (from our cache), "
-        "loaded by Ultralytics as `YOLO(<dir>)`: the runtime's share and ours told "
-        "apart.",
+        "- Rows: `ours` is the engine (`predict_sliced`) with its defaults: "
+        "OpenVINO FP32 on a CPU, one tile batch at a time on all cores "
+        "(`UltralyticsModel.parallel=None`); `ours, 1 stream` forces one stream "
+        "(`parallel=False`: the same as `ours` on OpenVINO, as SAHI and "
+        "supervision run); `ours (PyTorch)` the PyTorch backend, two batches at "
+        "once on half the cores each; `ours INT8` the opt-in INT8 model, "
+        "calibrated (untimed) on the first image's tiles. `SDK end to end` is "
+        "`apply_sliced_model` at its default settings on a one-image FiftyOne "
+        "dataset: reading and decoding the JPEG, inference, merging, writing the "
+        'labels and the run record; `SDK INT8` the same with `precision="int8"` '
+        "(each one-image run calibrates on its image's first tiles: quantized in "
+        "the warm-up, then found in the export cache). `SAHI on OpenVINO` is SAHI "
+        "given the very export our engine runs (from our cache), loaded by "
+        "Ultralytics as `YOLO(<dir>)`, which computes in bfloat16 on CPUs that "
+        "have it: the runtime's share and ours told apart.",
         "- Same tiles: our tile placement spreads the tiles evenly; SAHI and supervision "
         "move the last tile back to the border (same count, different origins). At "
         "matched settings the peers get our tile boxes (SAHI: `sahi.slicing."

@@ -165,8 +165,10 @@ def apply_sliced_model(
         backend: ``"auto"`` (OpenVINO for Ultralytics models on a CPU,
             exported once into a cache; PyTorch otherwise), ``"torch"`` or
             ``"openvino"``. The run record says which ran.
-        precision: ``"fp32"`` or ``"int8"`` (OpenVINO, calibrated on the
-            first ``calibration_tiles`` tiles of the run).
+        precision: ``"fp32"``, ``"bf16"`` (OpenVINO, on CPUs with native
+            bfloat16) or ``"int8"`` (OpenVINO, calibrated on the first
+            ``calibration_tiles`` tiles of the run). The run record says
+            which ran.
         calibration_tiles: how many tiles calibrate an INT8 model.
         overwrite: replace the field's values on these samples if it exists
             (refused for a field that stored evaluations use as ground truth).

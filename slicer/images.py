@@ -42,7 +42,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"image file is empty (0 bytes): {path}")
     try:
         with _pil_open(path) as image:
-            image = ImageOps.exif_transpose(image)
+            # In place: otherwise an image without rotation is copied whole.
+            ImageOps.exif_transpose(image, in_place=True)
             array = _pil_to_rgb(image)
     except UnidentifiedImageError as error:
         raise ImageError(f"not an image file (unknown format): {path}") from error

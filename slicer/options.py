@@ -343,8 +343,10 @@ BACKENDS = {
 }
 #: Numeric precision of the network (``ModelOptions.precision``).
 PRECISIONS = {
-    "fp32": "32-bit floats: the model's own accuracy",
-    "int8": "8-bit, quantized on the run's first tiles (OpenVINO): faster",
+    "fp32": "32-bit floats: the model's own accuracy, the same numbers as PyTorch",
+    "bf16": "bfloat16 inside the network (OpenVINO, on CPUs with native "
+    "bfloat16; 32-bit floats elsewhere): faster",
+    "int8": "8-bit, quantized on the run's first tiles (OpenVINO): fastest",
 }
 
 
@@ -357,7 +359,8 @@ class ModelOptions:
         half: float16 inference (CUDA only; ignored elsewhere).
         backend: ``"auto"`` (OpenVINO for Ultralytics detect/segment models
             on a CPU, else PyTorch), ``"torch"`` or ``"openvino"``.
-        precision: ``"fp32"`` or ``"int8"`` (OpenVINO only, quantized with
+        precision: ``"fp32"``, ``"bf16"`` (OpenVINO only, on CPUs with
+            native bfloat16) or ``"int8"`` (OpenVINO only, quantized with
             NNCF on the first ``calibration_tiles`` tiles of the run).
         calibration_tiles: how many tiles calibrate an INT8 model.
         trust_remote_code: let Transformers run a hub repository's own code.
@@ -391,9 +394,9 @@ class ModelOptions:
     precision: str = setting(
         "fp32",
         label="Precision",
-        help="Numbers inside the network on the OpenVINO backend. int8 is "
-        "faster still, calibrated on the first tiles of the run; check its "
-        "accuracy on your data.",
+        help="Numbers inside the network on the OpenVINO backend. bf16 and "
+        "int8 (calibrated on the first tiles of the run) are faster and move "
+        "individual detections slightly; check them on your data.",
         kind="choice",
         choices=PRECISIONS,
     )
@@ -435,9 +438,9 @@ class ModelOptions:
                 "calibration_tiles must be a positive whole number, got "
                 f"{self.calibration_tiles!r}"
             )
-        if self.precision == "int8" and self.backend == "torch":
+        if self.precision != "fp32" and self.backend == "torch":
             raise ConfigError(
-                "precision 'int8' runs on the OpenVINO backend: use "
+                f"precision {self.precision!r} runs on the OpenVINO backend: use "
                 "backend='openvino' or 'auto' (on a CPU)"
             )
 

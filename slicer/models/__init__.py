@@ -64,8 +64,9 @@ def load_model(
             ``"openvino"`` force one (OpenVINO: Ultralytics models on the CPU).
             Oriented-box models run on PyTorch (``"auto"`` picks it). The
             model's ``runtime`` says what runs.
-        precision: ``"fp32"``, or ``"int8"`` on OpenVINO (quantized with NNCF
-            on the first ``calibration_tiles`` tiles it sees).
+        precision: ``"fp32"``, or on OpenVINO ``"bf16"`` (where the CPU has
+            native bfloat16) or ``"int8"`` (quantized with NNCF on the first
+            ``calibration_tiles`` tiles it sees).
         calibration_tiles: how many tiles calibrate an INT8 model.
         trust_remote_code: let Transformers run a repository's own code (off
             unless you turn it on).
@@ -153,11 +154,16 @@ def _ultralytics(yolo: Any, options: ModelOptions) -> TileModel:
 
 
 def _torch_only(options: ModelOptions, what: str) -> None:
-    """Explicit OpenVINO or INT8 asked for a model that only runs on PyTorch: say so."""
-    if options.backend == "openvino" or options.precision == "int8":
+    """Explicit OpenVINO, bf16 or INT8 asked for a model that only runs on PyTorch: say so."""
+    if options.backend == "openvino" or options.precision != "fp32":
+        asked = (
+            "backend 'openvino'"
+            if options.backend == "openvino"
+            else f"precision {options.precision!r}"
+        )
         raise ConfigError(
-            f"backend 'openvino' and precision 'int8' run Ultralytics YOLO models "
-            f"only; a {what} runs on PyTorch (use backend 'auto' or 'torch')"
+            f"{asked} runs Ultralytics YOLO models only; a {what} runs on "
+            "PyTorch (use backend 'auto' or 'torch' and precision 'fp32')"
         )
 
 

@@ -87,6 +87,11 @@ def openvino_core() -> Any:
     return core
 
 
+def cpu_has_bf16() -> bool:
+    """True where OpenVINO's CPU plugin computes in bfloat16 natively (AVX-512 BF16, AMX)."""
+    return "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def weights_digest(net: Any) -> str:
     """SHA-256 of a torch module's parameters and buffers (names, shapes and bytes)."""
     import torch
@@ -161,8 +166,11 @@ class OpenVINONetwork:
 
     Args:
         folder: an export entry (``exported_dir`` or ``quantized_dir``).
-        precision: what the entry holds (``"fp32"`` or ``"int8"``), reported
-            as what ran.
+        precision: what runs, reported as such: ``"fp32"`` or ``"int8"``
+            (what the entry holds), or ``"bf16"`` (an FP32 entry computed in
+            bfloat16: the caller checks ``cpu_has_bf16`` first). float32 is
+            pinned otherwise, though OpenVINO would pick bfloat16 by itself
+            on such CPUs: runs then give PyTorch's numbers.
 
     Example::
 
@@ -219,7 +227,7 @@ class OpenVINONetwork:
             "PERFORMANCE_HINT": "LATENCY",
             # The same float32 numbers as PyTorch (CPUs with bf16 would
             # otherwise run bf16 by default).
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
         }
         request = self._core.compile_model(model, "CPU", config).create_infer_request()
         with self._lock:

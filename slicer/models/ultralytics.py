@@ -151,7 +151,7 @@ class Network(Protocol):
 
     #: ``"torch"`` or ``"openvino"``: what runs the network.
     backend: str
-    #: ``"fp32"`` or ``"int8"``: the numbers it runs with (float16: ``half``).
+    #: ``"fp32"``, ``"bf16"`` or ``"int8"``: the numbers it runs with (float16: ``half``).
     precision: str
 
     def to_input(self, batch: np.ndarray) -> Any:
@@ -229,8 +229,10 @@ class UltralyticsModel:
         backend: ``"auto"`` (OpenVINO for detect/segment models on a CPU,
             PyTorch on a GPU and for oriented boxes), ``"torch"`` or
             ``"openvino"``; ``runtime`` says what runs.
-        precision: ``"fp32"`` or ``"int8"`` (OpenVINO, calibrated on the
-            first ``calibration_tiles`` tiles it is given, see ``calibrate``).
+        precision: ``"fp32"``, ``"bf16"`` (OpenVINO, where the CPU has
+            native bfloat16; float32 elsewhere, with a warning) or ``"int8"``
+            (OpenVINO, calibrated on the first ``calibration_tiles`` tiles it
+            is given, see ``calibrate``).
         calibration_tiles: how many tiles calibrate an INT8 model.
 
     Example::
@@ -289,7 +291,7 @@ class UltralyticsModel:
 
     @property
     def precision(self) -> str:
-        """The network's numbers: ``"int8"`` or ``"fp32"`` (float16 is ``half``)."""
+        """The network's numbers: ``"fp32"``, ``"bf16"`` or ``"int8"`` (float16 is ``half``)."""
         if self._int8_pending:
             return "int8"  # quantized on the first tiles it is given
         return self.network.precision if self.network is not None else "fp32"
@@ -339,9 +341,9 @@ class UltralyticsModel:
         use_openvino = backend == "openvino" or (
             backend == "auto" and standard and self.device == "cpu"
         )
-        if precision == "int8" and not use_openvino:
+        if precision != "fp32" and not use_openvino:
             raise ConfigError(
-                "precision 'int8' runs on the OpenVINO backend (a CPU and an "
+                f"precision {precision!r} runs on the OpenVINO backend (a CPU and an "
                 f"Ultralytics detect/segment model); here the backend is torch on "
                 f"{self.device}"
             )
@@ -349,7 +351,7 @@ class UltralyticsModel:
             _require_nncf()
         if use_openvino:
             try:
-                network = _openvino_network(self.yolo)
+                network = _openvino_network(self.yolo, precision)
             except Exception as error:
                 if backend == "openvino":
                     raise ModelLoadError(
@@ -712,11 +714,24 @@ def _one_torch_thread() -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
-def _openvino_network(yolo: Any) -> Network:
-    """The FP32 OpenVINO network of ``yolo`` (exported into the cache once)."""
-    from .openvino_network import OpenVINONetwork, exported_dir
+def _openvino_network(yolo: Any, precision: str) -> Network:
+    """The OpenVINO network of ``yolo`` (the FP32 export, cached once).
 
-    return OpenVINONetwork(exported_dir(yolo))
+    INT8 starts from it (quantized on the first tiles, see ``calibrate``);
+    bf16 compiles it in bfloat16 where the CPU has native bfloat16.
+    """
+    from .openvino_network import OpenVINONetwork, cpu_has_bf16, exported_dir
+
+    runs = "fp32"
+    if precision == "bf16":
+        if cpu_has_bf16():
+            runs = "bf16"
+        else:
+            logger.warning(
+                "precision 'bf16': this CPU has no native bfloat16, running "
+                "float32 (the run record says 'fp32')"
+            )
+    return OpenVINONetwork(exported_dir(yolo), precision=runs)
 
 
 def _require_nncf() -> None:
