@@ -381,37 +381,34 @@ def _accuracy_targets(section: Any, targets: list) -> None:
     ours_m = acc.get(("matched", "ours"))
     fields = [("box_all", "box AP50"), ("box_small", "box AP50 small")]
     fields += [("mask_all", "mask AP50")] if masks else []
-    torch_m = acc.get(("matched", "ours-torch"))
-    if ours_m and torch_m:
-        for field, label in fields:
-            a, b = getattr(ours_m, field), getattr(torch_m, field)
+    checks = (
+        (
+            "ours",
+            "ours-torch",
+            fields,
+            "{label} OpenVINO vs PyTorch within 0.005",
+            0.005,
+        ),
+        (
+            "ours-int8",
+            "ours",
+            fields,
+            "{label} INT8 vs FP32 within 0.005 (else INT8 stays opt-in)",
+            0.005,
+        ),
+        ("ours", "sahi", fields[:2], "matched {label}: |ours - SAHI| <= 0.01", 0.01),
+    )
+    for first, second, compared, title, tolerance in checks:
+        a_row, b_row = acc.get(("matched", first)), acc.get(("matched", second))
+        if not (a_row and b_row):
+            continue
+        for field, label in compared:
+            a, b = getattr(a_row, field), getattr(b_row, field)
             targets.append(
                 (
-                    f"{task}: {label} OpenVINO vs PyTorch within 0.005",
+                    f"{task}: {title.format(label=label)}",
                     f"{a:.3f} vs {b:.3f}",
-                    abs(a - b) <= 0.005,
-                )
-            )
-    int8_m = acc.get(("matched", "ours-int8"))
-    if ours_m and int8_m:
-        for field, label in fields:
-            a, b = getattr(int8_m, field), getattr(ours_m, field)
-            targets.append(
-                (
-                    f"{task}: {label} INT8 vs FP32 within 0.005 (else INT8 stays opt-in)",
-                    f"{a:.3f} vs {b:.3f}",
-                    abs(a - b) <= 0.005,
-                )
-            )
-    sahi_m = acc.get(("matched", "sahi"))
-    if ours_m and sahi_m:
-        for field, label in fields[:2]:
-            a, b = getattr(ours_m, field), getattr(sahi_m, field)
-            targets.append(
-                (
-                    f"{task}: matched {label}: |ours - SAHI| <= 0.01",
-                    f"{a:.3f} vs {b:.3f}",
-                    abs(a - b) <= 0.01,
+                    abs(a - b) <= tolerance,
                 )
             )
     ours_d, sahi_d = acc.get(("default", "ours")), acc.get(("default", "sahi-default"))
