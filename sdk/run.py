@@ -288,8 +288,6 @@ class InferenceRun:
         # Only the loaded model says which label type it writes: check again,
         # still before anything is written.
         self._check_model_labels(tile_model)
-        # An INT8 model is quantized on this run's first tiles (counted as loading).
-        calibrate(tile_model, paths, self.options)
         common = self._record_common(tile_model)
         labels = labels_role(
             self.dataset,
@@ -300,6 +298,10 @@ class InferenceRun:
             overwrite=self.overwrite,
             allow_mixed_settings=self.allow_mixed_settings,
         )
+        # An INT8 model is quantized on this run's first tiles (counted as
+        # loading), once the run is known to go ahead. Videos are not images:
+        # their model calibrates on the first frame's tiles instead.
+        calibrate(tile_model, paths, self.options)
         # Declared now, so the run's record always names a field that exists.
         self._declare_field(tile_model)
         # Timing starts after loading: a cached model must not make one run

@@ -91,6 +91,9 @@ RUN_FLAGS = (
     "allow_mixed_settings",
     "tags",
     "device",
+    # OpenVINO FP32 and PyTorch give the same labels (tests/test_openvino.py):
+    # a GPU worker may resume a CPU run. ``precision`` is what changes them.
+    "backend",
     "allow_unsafe_pickle",
 )
 

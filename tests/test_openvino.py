@@ -23,7 +23,7 @@ from conftest import REPO_ROOT
 import sliced_inference as si
 from sliced_inference.bench.evaluate import Instances, agreement, ap50
 from sliced_inference.bench.scenes import BenchImage, generate
-from sliced_inference.sdk import cached_model
+from sliced_inference.sdk import LabelFieldError, cached_model
 from sliced_inference.slicer import (
     ConfigError,
     ModelLoadError,
@@ -272,6 +272,32 @@ def test_bf16_runs_where_the_cpu_has_it_and_keeps_the_accuracy(
     dataset = load_fiftyone_dataset(small_dataset_dir, name="ov-bf16", overwrite=True)
     si.apply_sliced_model(dataset, str(det_model_path), "bf16", precision="bf16")
     assert _ran(si.get_run_info(dataset, "bf16"))["precision"] == expected
+
+
+def test_a_resume_may_change_the_backend_but_not_the_precision(
+    det_model_path: Path, small_dataset_dir: Path
+) -> None:
+    dataset = load_fiftyone_dataset(small_dataset_dir, name="ov-resume", overwrite=True)
+    path = str(det_model_path)
+    si.apply_sliced_model(dataset.limit(1), path, "resumed", backend="torch")
+    # Another precision makes other labels: refused, before it quantizes.
+    with pytest.raises(LabelFieldError, match="precision: 'fp32' -> 'int8'"):
+        si.apply_sliced_model(
+            dataset,
+            path,
+            "resumed",
+            skip_existing=True,
+            precision="int8",
+            calibration_tiles=2,
+        )
+    int8 = cached_model(path, ModelOptions(precision="int8", calibration_tiles=2))
+    assert int8.needs_calibration
+    # OpenVINO FP32 (auto on this CPU) makes PyTorch's labels: it may resume.
+    summary = si.apply_sliced_model(dataset, path, "resumed", skip_existing=True)
+    info = si.get_run_info(dataset, "resumed")
+    assert summary.processed == len(dataset) - 1
+    assert info["status"] == "completed" and len(info["run_ids"]) == 2
+    assert not info["mixed_settings"]
 
 
 def test_openvino_and_int8_refuse_what_they_cannot_run(tiny_detr_dir: Path) -> None:

@@ -8,6 +8,7 @@ Bounds come from figures measured on these exact videos (see each test).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -23,11 +24,12 @@ from sliced_inference.evaluation.tracking import (
     identity_scores,
 )
 from sliced_inference.operators.compare_panel import summary_markdown
-from sliced_inference.sdk import sliced_run
+from sliced_inference.sdk import cached_model, sliced_run
 from sliced_inference.sdk.field_claims import FieldInUseError
 from sliced_inference.sdk.label_fields import LabelFieldError
 from sliced_inference.slicer import (
     ConfigError,
+    ModelOptions,
     Tracker,
     VideoError,
     VideoOptions,
@@ -189,6 +191,27 @@ def test_tracking_ids_idf1_and_resume_equals_an_uninterrupted_run(
     info = si.get_run_info(dataset, "resumed")
     assert info["status"] == "completed" and len(info["run_ids"]) == 2
     assert not info["mixed_settings"]
+    dataset.delete()
+
+
+def test_int8_on_a_video_calibrates_on_its_first_frame(
+    small_video: Path, det_model_path: Path
+) -> None:
+    dataset = load_fiftyone_video_dataset([small_video])
+    model = str(det_model_path)
+    options = {"precision": "int8", "calibration_tiles": 4}
+    summary = si.apply_sliced_model(
+        dataset, model, "int8", frame_step=8, **options, **SMALL
+    )
+    assert summary.frames_processed == 2 and summary.num_detections > 0
+    record = si.get_run_info(dataset, "int8")
+    assert record["status"] == "completed"
+    assert record["settings"]["precision"] == "int8"
+    # A video is not an image: the model took its first frame's first tiles.
+    tiles = cached_model(model, ModelOptions(**options))
+    assert not tiles.needs_calibration and tiles.precision == "int8"
+    manifest = json.loads((tiles.network.folder / "manifest.json").read_text())
+    assert manifest["key"]["calibration_tiles"] == 4
     dataset.delete()
 
 
