@@ -660,7 +660,8 @@ def _method() -> list[str]:
         "(`parallel=False`: the same as `ours` on OpenVINO, as SAHI and "
         "supervision run); `ours (PyTorch)` the PyTorch backend, two batches at "
         "once on half the cores each; `ours INT8` the opt-in INT8 model, "
-        "calibrated (untimed) on the first image's tiles. `SDK end to end` is "
+        "calibrated (untimed) on each image's first tiles, as a one-image run is. "
+        "`SDK end to end` is "
         "`apply_sliced_model` at its default settings on a one-image FiftyOne "
         "dataset: reading and decoding the JPEG, inference, merging, writing the "
         'labels and the run record; `SDK INT8` the same with `precision="int8"` '
